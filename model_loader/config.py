@@ -1,0 +1,65 @@
+"""Settings read once from the CLI and the environment (the chart sets the same names)."""
+
+import os
+from dataclasses import dataclass, field
+
+from model_loader.errors import UsageError
+
+AUTH_MODES = ("auto", "connection-string", "sas", "identity", "anonymous")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the models live and how to authenticate. Secrets never appear in repr()."""
+
+    container: str = "models"
+    auth: str = "auto"
+    account_url: str | None = None
+    connection_string: str | None = field(default=None, repr=False)
+    sas_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, container: str | None, auth: str | None, account_url: str | None):
+        env = os.environ
+        auth = auth or env.get("AZURE_STORAGE_AUTH") or "auto"
+        if auth not in AUTH_MODES:
+            raise UsageError(f"invalid auth mode {auth!r}: one of {', '.join(AUTH_MODES)}")
+        return cls(
+            container=container or env.get("MODEL_CONTAINER") or "models",
+            auth=auth,
+            account_url=account_url or env.get("AZURE_STORAGE_ACCOUNT_URL") or None,
+            connection_string=env.get("AZURE_STORAGE_CONNECTION_STRING") or None,
+            sas_token=env.get("AZURE_STORAGE_SAS_TOKEN") or None,
+        )
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """Tuning for an init container: parallel files, parallel ranges, short retries."""
+
+    file_concurrency: int = 2
+    range_concurrency: int = 8
+    chunk_bytes: int = 4 * MIB
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    retries: int = 5
+    backoff_seconds: float = 0.5
+    progress_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> "TransferSettings":
+        """Each field from MODEL_FETCH_<FIELD> when set, e.g. MODEL_FETCH_RANGE_CONCURRENCY."""
+        values = {}
+        for name, default in cls().__dict__.items():
+            raw = os.environ.get(f"MODEL_FETCH_{name.upper()}")
+            if raw is None or raw == "":
+                continue
+            try:
+                value = type(default)(raw)
+            except ValueError:
+                raise UsageError(f"MODEL_FETCH_{name.upper()}={raw!r} is not a number") from None
+            if value < 0 or (value == 0 and name not in ("retries",)):
+                raise UsageError(f"MODEL_FETCH_{name.upper()}={raw!r} must be positive")
+            values[name] = value
+        return cls(**values)

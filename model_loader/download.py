@@ -1,0 +1,136 @@
+"""Streaming, verified downloads: parallel ranges per blob, hashed in order as they land."""
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from azure.storage.blob import ContainerClient
+
+from model_loader.config import TransferSettings
+from model_loader.errors import IntegrityError
+from model_loader.logs import log
+from model_loader.manifest import HASH_BLOCK, FileEntry
+from model_loader.storage import blob_errors
+
+
+class HashingFile:
+    """A seekable writer for the SDK's parallel readinto(): writes each range at its offset
+    and feeds sha256 in file order. Ranges that arrive early are hashed later by reading them
+    back from the file, so memory stays bounded whatever the blob size."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._position = 0
+        self._hashed_to = 0
+        self._early: dict[int, int] = {}  # offset -> length of ranges written ahead
+        self.sha256 = hashlib.sha256()
+        self.written = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET:
+            raise ValueError("only absolute seeks are supported")
+        self._position = offset
+        return offset
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        offset = self._position
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self._fd, view[done:], offset + done)
+        if offset == self._hashed_to:
+            self.sha256.update(view)
+            self._hashed_to += done
+            self._hash_early_ranges()
+        else:
+            self._early[offset] = done
+        self._position += done
+        self.written += done
+        return done
+
+    def _hash_early_ranges(self) -> None:
+        while self._hashed_to in self._early:
+            remaining = self._early.pop(self._hashed_to)
+            while remaining:
+                block = os.pread(self._fd, min(remaining, HASH_BLOCK), self._hashed_to)
+                self.sha256.update(block)
+                self._hashed_to += len(block)
+                remaining -= len(block)
+
+    def hexdigest(self) -> str:
+        if self._early:
+            raise IntegrityError("download left a gap in the file")
+        return self.sha256.hexdigest()
+
+
+class Progress:
+    """Thread-safe byte counter that logs bytes and MB/s at most every `interval` seconds."""
+
+    def __init__(self, total: int, interval: float) -> None:
+        self.total = total
+        self.interval = interval
+        self.done = 0
+        self.started = time.monotonic()
+        self._last_log = self.started
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.done += count
+            now = time.monotonic()
+            if now - self._last_log < self.interval:
+                return
+            self._last_log = now
+            log("progress", bytes=self.done, total=self.total, mb_per_s=self.rate())
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def rate(self) -> float:
+        return round(self.done / 1e6 / max(self.seconds(), 1e-9), 1)
+
+
+def download_file(
+    container: ContainerClient,
+    blob_name: str,
+    entry: FileEntry,
+    destination: Path,
+    transfer: TransferSettings,
+    progress: Progress,
+) -> None:
+    """Stream one blob to `destination` and check its size and sha256 against the manifest."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    what = f"{container.container_name}/{blob_name}"
+    reported = 0
+
+    def on_progress(current: int, _total: int | None) -> None:
+        nonlocal reported
+        progress.add(current - reported)
+        reported = current
+
+    fd = os.open(destination, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        sink = HashingFile(fd)
+        with blob_errors(what):
+            stream = container.get_blob_client(blob_name).download_blob(
+                max_concurrency=transfer.range_concurrency, progress_hook=on_progress
+            )
+            if stream.size != entry.size:
+                raise IntegrityError(
+                    f"{what}: blob is {stream.size} bytes, manifest says {entry.size}"
+                )
+            stream.readinto(sink)
+    finally:
+        os.close(fd)
+    if sink.written != entry.size:
+        raise IntegrityError(f"{what}: received {sink.written} bytes, manifest says {entry.size}")
+    if sink.hexdigest() != entry.sha256:
+        raise IntegrityError(f"{what}: sha256 differs from the manifest (corrupted or replaced)")

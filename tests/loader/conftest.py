@@ -1,0 +1,86 @@
+"""Loader fixtures: a fresh container on the session's Azurite, and the CLI run for real."""
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from tests.support.azurite import Azurite
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class LoaderRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_line(self) -> str:
+        """The one plain (non-JSON) line a failure prints on stderr."""
+        lines = [line for line in self.stderr.splitlines() if not line.startswith("{")]
+        assert len(lines) == 1, f"expected exactly one error line, got: {lines}"
+        return lines[0]
+
+
+def run_loader(env: dict[str, str], *args: str, timeout: float = 120) -> LoaderRun:
+    result = subprocess.run(
+        [sys.executable, "-m", "model_loader", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return LoaderRun(result.returncode, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def container(azurite: Azurite) -> Iterator[ContainerClient]:
+    """A container of its own for each test, deleted afterwards."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string())
+    client = service.create_container(f"t{uuid.uuid4().hex[:12]}")
+    yield client
+    client.delete_container()
+
+
+@pytest.fixture
+def loader_env(azurite: Azurite, container: ContainerClient) -> dict[str, str]:
+    """The environment the chart gives the loader, pointed at this test's container."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
+    env.update(
+        AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string(),
+        MODEL_CONTAINER=container.container_name,
+        MODEL_FETCH_RETRIES="2",
+        MODEL_FETCH_BACKOFF_SECONDS="0.1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    return env
+
+
+@pytest.fixture
+def loader(loader_env: dict[str, str]) -> Callable[..., LoaderRun]:
+    """Run the CLI with the test's env; `env=` adds or overrides variables for one run."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> LoaderRun:
+        return run_loader({**loader_env, **(env or {})}, *args, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A multi-file model: a 5 MB weights file (several ranges), a config, a nested file."""
+    root = tmp_path / "model-src"
+    (root / "tokenizer").mkdir(parents=True)
+    (root / "model.onnx").write_bytes(os.urandom(5 * 1024 * 1024 + 123))
+    (root / "config.json").write_text('{"labels": 10}\n')
+    (root / "tokenizer" / "vocab.txt").write_text("a\nb\nc\n")
+    return root

@@ -1,0 +1,121 @@
+"""Blob storage going away in the middle of a fetch: retry, or fail cleanly; never half-install."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from tests.loader.conftest import REPO_ROOT, run_loader
+from tests.support.azurite import Azurite
+
+BLOB_BYTES = 192 * 1024 * 1024
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_azurite(tmp_path):
+    """An Azurite this test may kill and restart (data kept on disk across restarts)."""
+    server = Azurite(workdir=tmp_path / "azurite-data")
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def big_model(own_azurite, tmp_path) -> dict[str, str]:
+    source = tmp_path / "big"
+    source.mkdir()
+    with (source / "model.onnx").open("wb") as handle:
+        for _ in range(BLOB_BYTES // (16 * 1024 * 1024)):
+            handle.write(os.urandom(16 * 1024 * 1024))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
+    env.update(
+        AZURE_STORAGE_CONNECTION_STRING=own_azurite.connection_string(),
+        PYTHONPATH=str(REPO_ROOT),
+        # One 1 MiB range at a time: slow enough to be interrupted on purpose.
+        MODEL_FETCH_RANGE_CONCURRENCY="1",
+        MODEL_FETCH_CHUNK_BYTES=str(1024 * 1024),
+    )
+    published = run_loader(env, "publish", str(source), "--name", "big", "--version", "1")
+    assert published.returncode == 0, published.stderr
+    return env
+
+
+def start_fetch(env: dict[str, str], dest: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "model_loader",
+            "fetch",
+            "--name",
+            "big",
+            "--version",
+            "1",
+            "--dest",
+            str(dest),
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_partly_downloaded(dest: Path, at_least: int = 16 * 1024 * 1024) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        partial = list((dest / "big").glob(".1.partial-*/model.onnx")) if dest.exists() else []
+        if partial and partial[0].stat().st_size >= at_least:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the fetch never got going")
+
+
+def test_blob_store_gone_mid_download_exits_6_and_installs_nothing(
+    own_azurite, big_model, tmp_path
+):
+    dest = tmp_path / "models"
+    env = dict(big_model, MODEL_FETCH_RETRIES="2", MODEL_FETCH_BACKOFF_SECONDS="0.2")
+    fetch = start_fetch(env, dest)
+    wait_until_partly_downloaded(dest)
+    assert fetch.poll() is None, "the fetch finished before the fault"
+
+    own_azurite.stop(keep_data=True)
+    stopped_at = time.monotonic()
+    _, stderr = fetch.communicate(timeout=120)
+
+    assert fetch.returncode == 6, stderr
+    assert "big/1/model.onnx" in stderr.splitlines()[-1]
+    assert time.monotonic() - stopped_at < 30
+    assert list((dest / "big").iterdir()) == []
+
+
+def test_blob_store_back_after_a_restart_is_retried_to_a_verified_install(
+    own_azurite, big_model, tmp_path
+):
+    dest = tmp_path / "models"
+    env = dict(big_model, MODEL_FETCH_RETRIES="6", MODEL_FETCH_BACKOFF_SECONDS="0.5")
+    fetch = start_fetch(env, dest)
+    wait_until_partly_downloaded(dest)
+    assert fetch.poll() is None, "the fetch finished before the fault"
+
+    own_azurite.stop(keep_data=True)
+    time.sleep(1.5)
+    own_azurite.start()
+    _, stderr = fetch.communicate(timeout=180)
+
+    assert fetch.returncode == 0, stderr
+    assert sorted(p.name for p in (dest / "big").iterdir()) == ["1"]
+    verified = run_loader(big_model, "verify", str(dest / "big" / "1"))
+    assert verified.returncode == 0, verified.stderr
+    service = BlobServiceClient.from_connection_string(own_azurite.connection_string())
+    assert service.get_blob_client("models", "big/1/model.onnx").get_blob_properties().size == (
+        BLOB_BYTES
+    )
