@@ -39,8 +39,8 @@ class TransferSettings:
     """Tuning for an init container: parallel files, parallel ranges, short retries."""
 
     file_concurrency: int = 2
-    range_concurrency: int = 8
-    chunk_bytes: int = 4 * MIB
+    range_concurrency: int = 4
+    chunk_bytes: int = 8 * MIB
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
     retries: int = 5

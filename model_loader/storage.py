@@ -26,6 +26,7 @@ from model_loader.logs import log
 
 # The SDK waits 15 s before its first retry; an init container wants ~0.5 s, 2 s, 2.8 s, ...
 BACKOFF_GROWTH = 1.5
+READ_BLOCK_BYTES = 1024 * 1024
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
@@ -39,6 +40,8 @@ def container_client(storage: StorageSettings, transfer: TransferSettings) -> Co
             random_jitter_range=transfer.backoff_seconds,
         ),
         "connection_timeout": transfer.connect_timeout,
+        # azure-core reads responses 4 KiB at a time by default: far too CPU-hungry for GiBs.
+        "connection_data_block_size": READ_BLOCK_BYTES,
         "read_timeout": transfer.read_timeout,
         "max_single_get_size": transfer.chunk_bytes,
         "max_chunk_get_size": transfer.chunk_bytes,

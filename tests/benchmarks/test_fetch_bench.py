@@ -1,0 +1,191 @@
+"""Fetch benchmark: a 1 GiB model in Azurite, ours against two baselines and the limit.
+
+Each contestant runs in its own process (peak RSS from wait4), rounds interleaved so that
+noise on this shared machine hits all alike; medians are printed with ratios.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+from model_loader.config import TransferSettings
+from tests.support.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
+
+pytestmark = pytest.mark.bench
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BASELINES = Path(__file__).with_name("fetch_baselines.py")
+KSERVE_VENV = REPO_ROOT / ".tools" / "bench-kserve"
+MODEL_BYTES = int(os.environ.get("FETCH_BENCH_BYTES", 1024**3))
+ROUNDS = int(os.environ.get("FETCH_BENCH_ROUNDS", 3))
+RSS_LIMIT_MB = 150
+
+
+def kserve_python() -> Path:
+    python = KSERVE_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(KSERVE_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "kserve-storage==0.21.*"], check=True
+        )
+    return python
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of a live process: its own peak RSS (rusage's maxrss would count the parent's
+    memory inherited across fork/exec)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process; fails on a non-zero exit."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE)
+    with ThreadPoolExecutor(1) as pool:
+        stderr = pool.submit(process.stderr.read)
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, peak_rss_mb(process.pid))
+            time.sleep(0.01)
+    seconds = time.perf_counter() - started
+    assert process.returncode == 0, f"{command[:4]}: {stderr.result().decode()[-2000:]}"
+    return seconds, peak
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("bench-azurite")
+    source = tmp_path_factory.mktemp("bench-model")
+    with (source / "model.onnx").open("wb") as handle:
+        for _ in range(MODEL_BYTES // (64 * 1024 * 1024)):
+            handle.write(os.urandom(64 * 1024 * 1024))
+    server = Azurite(workdir=workdir)
+    server.start()
+    # MODEL_FETCH_* tuning passes through, so the limit and ours always use the same ranges.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("MODEL_FETCH_")})
+    env.update(
+        AZURE_STORAGE_CONNECTION_STRING=server.connection_string(),
+        PYTHONPATH=str(REPO_ROOT),
+        MODEL_LOADER_LOG_LEVEL="WARNING",
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model_loader",
+            "publish",
+            str(source),
+            "--name",
+            "bench",
+            "--version",
+            "1",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    shutil.rmtree(source)
+    yield server, env
+    server.stop()
+
+
+def test_fetch_throughput_and_memory_against_baselines_and_the_limit(store):
+    server, env = store
+    transfer = TransferSettings.from_env()
+    blob = "bench/1/model.onnx"
+    sas = generate_blob_sas(
+        ACCOUNT_NAME,
+        "models",
+        blob,
+        account_key=ACCOUNT_KEY,
+        permission=BlobSasPermissions(read=True),
+        expiry=datetime.now(UTC) + timedelta(hours=2),
+    )
+    out = Path(tempfile.mkdtemp(prefix="fetch-bench-"))
+    connection = env["AZURE_STORAGE_CONNECTION_STRING"]
+    contestants = {
+        "limit (raw ranged GETs)": [
+            sys.executable,
+            str(BASELINES),
+            "limit",
+            f"{server.account_url}/models/{blob}?{sas}",
+            str(MODEL_BYTES),
+            str(transfer.range_concurrency),
+            str(transfer.chunk_bytes),
+        ],
+        "model_loader fetch": [
+            sys.executable,
+            "-m",
+            "model_loader",
+            "fetch",
+            "--name",
+            "bench",
+            "--version",
+            "1",
+            "--dest",
+            str(out / "ours"),
+        ],
+        "naive readall()": [
+            sys.executable,
+            str(BASELINES),
+            "naive",
+            connection,
+            "models",
+            blob,
+            str(out / "naive.bin"),
+        ],
+        "kserve-storage 0.21": [
+            str(kserve_python()),
+            str(BASELINES),
+            "kserve",
+            connection,
+            "models",
+            blob,
+            str(out / "kserve"),
+        ],
+    }
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in contestants}
+    try:
+        for _ in range(ROUNDS):
+            for name, command in contestants.items():
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
+                results[name].append(timed(command, env))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+    mb = MODEL_BYTES / 1e6
+    rate = {name: statistics.median(mb / s for s, _ in runs) for name, runs in results.items()}
+    rss = {name: max(r for _, r in runs) for name, runs in results.items()}
+    limit = rate["limit (raw ranged GETs)"]
+    print(
+        f"\nfetch of {MODEL_BYTES / 2**30:.2f} GiB from Azurite, median of {ROUNDS} rounds "
+        f"(ranges: {transfer.range_concurrency} x {transfer.chunk_bytes // 2**20} MiB)"
+    )
+    print(f"{'contestant':<26}{'MB/s':>9}{'x limit':>9}{'peak RSS MB':>13}")
+    for name in contestants:
+        print(f"{name:<26}{rate[name]:>9.1f}{rate[name] / limit:>9.2f}{rss[name]:>13.0f}")
+    ours = rate["model_loader fetch"]
+    print(
+        f"ours vs naive: {ours / rate['naive readall()']:.2f}x, "
+        f"vs kserve: {ours / rate['kserve-storage 0.21']:.2f}x"
+    )
+    assert rss["model_loader fetch"] <= RSS_LIMIT_MB
