@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # local disk: permissions, space, a missing directory
-        print(f"{PROG}: error: {exc.filename or 'local file'}: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename or "local file"
+        print(f"{PROG}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return UsageError.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)

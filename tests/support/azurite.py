@@ -46,9 +46,12 @@ class Azurite:
         self.process = subprocess.Popen(
             [
                 str(AZURITE_BIN),
-                "--blobHost", "127.0.0.1",
-                "--blobPort", str(self.port),
-                "--location", str(self.workdir),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--location",
+                str(self.workdir),
                 "--skipApiVersionCheck",
                 "--loose",
                 "--silent",
