@@ -1,0 +1,1 @@
+"""Blueprints grouped by protocol."""
