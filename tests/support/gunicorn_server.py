@@ -1,0 +1,96 @@
+"""A real gunicorn serving `app:create_app()` on a free loopback port."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from tests.support.net import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class GunicornServer:
+    """Start with the model env; `url` is the base URL. Use as a context manager."""
+
+    env: dict[str, str]
+    workers: int = 2
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> "GunicornServer":
+        multiproc = tempfile.mkdtemp(prefix="prom-multiproc-")
+        env = {
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": multiproc,
+            **self.env,
+            "APP_HOST": "127.0.0.1",
+            "APP_PORT": str(self.port),
+            "WEB_CONCURRENCY": str(self.workers),
+        }
+        self.log_path = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    "app/gunicorn.conf.py",
+                    "app:create_app()",
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.process.returncode}: {self.logs()}")
+            try:
+                if requests.get(self.url + "/v2/health/live", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"gunicorn not up after {timeout}s: {self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path else ""
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def __enter__(self) -> "GunicornServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
