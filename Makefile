@@ -86,3 +86,17 @@ sample-model: venv ## Train the digits classifier and export it to build/sample-
 .PHONY: clean
 clean: ## Remove build outputs and reports (keeps .venv, .tools, node_modules)
 	rm -rf $(BUILD) $(REPORTS)
+
+# ---------------------------------------------------------------- chart & release
+VALUES ?= chart/values.yaml
+
+.PHONY: chart-lint
+chart-lint: helm ## helm lint --strict the chart (with the CI values it needs)
+	$(HELM_V4) lint --strict chart --values chart/ci/workload-identity-values.yaml
+
+.PHONY: preflight
+preflight: venv ## Release pre-flight: the model pinned in VALUES (and its digest) exists in Blob
+	$(PY) -m model_loader check $$($(PY) -c 'import sys, yaml; \
+	  m = yaml.safe_load(open(sys.argv[1]))["model"]; \
+	  print("--name", m["name"], "--version", m["version"], \
+	        *(["--digest", m["digest"]] if m.get("digest") else []))' $(VALUES))
