@@ -1,5 +1,6 @@
 # ai-app: one entry point for people and for the pipeline. `make help` lists the targets.
 SHELL := /bin/bash
+, := ,
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
@@ -100,3 +101,49 @@ preflight: venv ## Release pre-flight: the model pinned in VALUES (and its diges
 	  m = yaml.safe_load(open(sys.argv[1]))["model"]; \
 	  print("--name", m["name"], "--version", m["version"], \
 	        *(["--digest", m["digest"]] if m.get("digest") else []))' $(VALUES))
+
+# ---------------------------------------------------------------- images & local system
+BASE_IMAGE ?= python:3.12-slim
+LOCAL_BASE := localhost/ai-app-base:bookworm
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+PODMAN := podman
+APP_IMAGE ?= localhost/ai-app:dev
+LOADER_IMAGE ?= localhost/ai-app-loader:dev
+CA_BUNDLE ?= $(firstword $(wildcard /etc/ssl/certs/ca-certificates.crt))
+
+.PHONY: base-image
+base-image: containers-conf ## A local python base (debootstrap bookworm) when BASE_IMAGE can't be pulled
+	@if $(PODMAN) image exists $(LOCAL_BASE); then echo "$(LOCAL_BASE) exists"; exit 0; fi; \
+	rootfs=$$(mktemp -d); trap 'rm -rf "$$rootfs"' EXIT; \
+	debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+	  bookworm "$$rootfs" $(DEBIAN_MIRROR) >/dev/null; \
+	rm -rf "$$rootfs"/var/cache/apt/archives/*.deb "$$rootfs"/var/lib/apt/lists/*; \
+	tar -C "$$rootfs" -c . | $(PODMAN) import \
+	  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	  --change 'ENV LANG=C.UTF-8' - $(LOCAL_BASE) >/dev/null; \
+	echo "built $(LOCAL_BASE)"
+
+.PHONY: images
+images: containers-conf ## Build the app and loader images with podman (a local base when BASE_IMAGE can't be pulled)
+	@base=$(BASE_IMAGE); \
+	if ! $(PODMAN) image exists $$base; then \
+	  if $(PODMAN) image exists $(LOCAL_BASE); then base=$(LOCAL_BASE); \
+	  elif timeout 30 $(PODMAN) pull -q $$base >/dev/null 2>&1; then :; \
+	  else $(MAKE) --no-print-directory base-image; base=$(LOCAL_BASE); fi; \
+	fi; \
+	revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+	for image in app:$(APP_IMAGE) loader:$(LOADER_IMAGE); do \
+	  echo "building $${image#*:} on $$base"; \
+	  $(PODMAN) build --quiet --network host --file Dockerfile.$${image%%:*} \
+	    --build-arg BASE_IMAGE=$$base --build-arg REVISION=$$revision \
+	    $(if $(CA_BUNDLE),--secret id=pip_ca$(,)src=$(CA_BUNDLE)) \
+	    --tag $${image#*:} . >/dev/null; \
+	done
+
+.PHONY: demo
+demo: setup images ## Run the whole system locally: Azurite, the sample model, the chart's pod on 127.0.0.1:$(DEMO_PORT)
+	$(PY) -m tests.support.stack up --port $(DEMO_PORT)
+
+.PHONY: down
+down: containers-conf ## Remove everything `make demo` made (pod, secret, Azurite, build/demo)
+	$(PY) -m tests.support.stack down

@@ -1,0 +1,41 @@
+# The app image: Flask under gunicorn serving the model from the shared volume.
+#   podman build -f Dockerfile.app --secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt .
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS builder
+WORKDIR /src
+COPY pyproject.toml ./
+# Only the `app` dependency group; our own code is copied, not installed.
+# An optional CA bundle (build secret pip_ca) lets pip through a TLS-inspecting proxy; it is
+# mounted for this step only and never lands in a layer.
+RUN --mount=type=secret,id=pip_ca \
+    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["app"]))' > requirements.txt \
+    && python3 -m venv /opt/venv \
+    && if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt \
+    && /opt/venv/bin/pip uninstall --yes pip \
+    && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+
+FROM ${BASE_IMAGE}
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/ai-app/ai-app
+LABEL org.opencontainers.image.title="ai-app" \
+      org.opencontainers.image.description="Flask inference service (Open Inference Protocol) under gunicorn" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}"
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /srv
+COPY app ./app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/srv \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    MODEL_ROOT=/models \
+    PROMETHEUS_MULTIPROC_DIR=/run/prometheus
+# Fixed non-root UID/GID, the same the chart's securityContext uses.
+USER 10001:10001
+EXPOSE 8080
+CMD ["gunicorn", "-c", "app/gunicorn.conf.py", "app:create_app()"]
