@@ -9,11 +9,12 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -41,6 +42,7 @@ class LocalStack:
     release: str = "demo"
     app_image: str = os.environ.get("APP_IMAGE", "localhost/ai-app:dev")
     loader_image: str = os.environ.get("LOADER_IMAGE", "localhost/ai-app-loader:dev")
+    _server: Azurite | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -71,15 +73,24 @@ class LocalStack:
     def start_blob_store(self) -> None:
         """Azurite in the background (it outlives `make demo`); its pid in the workdir."""
         (self.workdir / "azurite").mkdir(parents=True, exist_ok=True)
-        server = self.blob_store.start()
-        (self.workdir / "azurite.pid").write_text(str(server.process.pid))
+        self._server = self.blob_store.start()
+        (self.workdir / "azurite.pid").write_text(str(self._server.process.pid))
 
     def stop_blob_store(self) -> None:
+        """Stop our Azurite: the child we started, or the one a `make demo` left running."""
         pid_file = self.workdir / "azurite.pid"
-        if pid_file.exists():
+        if self._server:
+            self._server.stop(keep_data=True)
+            self._server = None
+        elif pid_file.exists():
+            pid = int(pid_file.read_text())
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-            pid_file.unlink()
+                os.killpg(pid, signal.SIGTERM)
+                for _ in range(100):  # its files must be closed before the workdir goes
+                    os.killpg(pid, 0)
+                    time.sleep(0.1)
+                os.killpg(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
 
     def sample_model_dir(self) -> Path:
         directory = self.workdir / "sample-model"
@@ -142,9 +153,9 @@ class LocalStack:
         objects = [o for o in yaml.safe_load_all(result.stdout) if o]
         kept = [o for o in objects if o["kind"] in ("ConfigMap", "Deployment")]
         spec = next(o for o in kept if o["kind"] == "Deployment")["spec"]["template"]["spec"]
-        # podman 4.3 applies the pod's restart policy to init containers too: with Always,
-        # a loader that succeeded would run again forever and the app would never start.
-        spec["restartPolicy"] = "OnFailure"
+        # podman 4.3 applies the pod's restart policy to init containers: Always re-runs a
+        # loader that succeeded forever, OnFailure retries a failed one forever.
+        spec["restartPolicy"] = "Never"
         for container in spec["containers"]:
             container.pop("ports", None)  # host network: podman refuses port mappings
         for container in spec["initContainers"]:
@@ -227,7 +238,7 @@ class LocalStack:
         podman("secret", "rm", self.secret_name, check=False)
         self.stop_blob_store()
         if self.workdir.exists():
-            subprocess.run(["rm", "-rf", str(self.workdir)], check=True)
+            shutil.rmtree(self.workdir)
 
 
 def main() -> None:

@@ -1,0 +1,72 @@
+"""A real Prometheus (Debian `prometheus`) on a free loopback port, scraping given targets."""
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import yaml
+
+from tests.support.net import free_port, wait_for_port
+
+
+@dataclass
+class Prometheus:
+    targets: list[str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Prometheus":
+        self.workdir = Path(tempfile.mkdtemp(prefix="prometheus-"))
+        config = {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [
+                {"job_name": "ai-app", "static_configs": [{"targets": self.targets}]}
+            ],
+        }
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.process = subprocess.Popen(
+            [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def query(self, expression: str, timeout: float = 30) -> list[dict]:
+        """The instant-query result, waiting until it is non-empty (scrapes take a moment)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = requests.get(
+                self.url + "/api/v1/query", params={"query": expression}, timeout=5
+            )
+            result = response.json()["data"]["result"]
+            if result or time.monotonic() > deadline:
+                return result
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Prometheus":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
