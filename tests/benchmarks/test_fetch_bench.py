@@ -79,13 +79,8 @@ def store(tmp_path_factory):
     server = Azurite(workdir=workdir)
     server.start()
     # MODEL_FETCH_* tuning passes through, so the limit and ours always use the same ranges.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("MODEL_FETCH_")})
-    env.update(
-        AZURE_STORAGE_CONNECTION_STRING=server.connection_string(),
-        PYTHONPATH=str(REPO_ROOT),
-        MODEL_LOADER_LOG_LEVEL="WARNING",
-    )
+    tuning = {k: v for k, v in os.environ.items() if k.startswith("MODEL_FETCH_")}
+    env = server.loader_env(MODEL_LOADER_LOG_LEVEL="WARNING", **tuning)
     subprocess.run(
         [
             sys.executable,

@@ -1,6 +1,5 @@
 """`make preflight`: a release never starts for a model version that is not in Blob."""
 
-import os
 import subprocess
 import sys
 
@@ -26,12 +25,7 @@ def preflight(values_file, env) -> subprocess.CompletedProcess:
 
 
 def test_preflight_passes_for_a_published_pin_and_fails_otherwise(azurite, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
-    env.update(
-        AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string(),
-        MODEL_CONTAINER="preflight",
-        PYTHONPATH=str(REPO_ROOT),
-    )
+    env = azurite.loader_env(MODEL_CONTAINER="preflight")
     source = tmp_path / "model"
     source.mkdir()
     (source / "model.onnx").write_bytes(b"onnx bytes")

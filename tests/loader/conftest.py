@@ -54,15 +54,11 @@ def container(azurite: Azurite) -> Iterator[ContainerClient]:
 @pytest.fixture
 def loader_env(azurite: Azurite, container: ContainerClient) -> dict[str, str]:
     """The environment the chart gives the loader, pointed at this test's container."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
-    env.update(
-        AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string(),
+    return azurite.loader_env(
         MODEL_CONTAINER=container.container_name,
         MODEL_FETCH_RETRIES="2",
         MODEL_FETCH_BACKOFF_SECONDS="0.1",
-        PYTHONPATH=str(REPO_ROOT),
     )
-    return env
 
 
 @pytest.fixture

@@ -33,13 +33,9 @@ def big_model(own_azurite, tmp_path) -> dict[str, str]:
     with (source / "model.onnx").open("wb") as handle:
         for _ in range(BLOB_BYTES // (16 * 1024 * 1024)):
             handle.write(os.urandom(16 * 1024 * 1024))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
-    env.update(
-        AZURE_STORAGE_CONNECTION_STRING=own_azurite.connection_string(),
-        PYTHONPATH=str(REPO_ROOT),
-        # One 1 MiB range at a time: slow enough to be interrupted on purpose.
-        MODEL_FETCH_RANGE_CONCURRENCY="1",
-        MODEL_FETCH_CHUNK_BYTES=str(1024 * 1024),
+    # One 1 MiB range at a time: slow enough to be interrupted on purpose.
+    env = own_azurite.loader_env(
+        MODEL_FETCH_RANGE_CONCURRENCY="1", MODEL_FETCH_CHUNK_BYTES=str(1024 * 1024)
     )
     published = run_loader(env, "publish", str(source), "--name", "big", "--version", "1")
     assert published.returncode == 0, published.stderr
@@ -68,14 +64,18 @@ def start_fetch(env: dict[str, str], dest: Path) -> subprocess.Popen:
     )
 
 
-def wait_until_partly_downloaded(dest: Path, at_least: int = 16 * 1024 * 1024) -> None:
+def fetch_then_stop_the_store(server: Azurite, env: dict[str, str], dest: Path):
+    """Start a fetch, stop Azurite once 16 MiB have landed; the fetch is still running."""
+    fetch = start_fetch(env, dest)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         partial = list((dest / "big").glob(".1.partial-*/model.onnx")) if dest.exists() else []
-        if partial and partial[0].stat().st_size >= at_least:
-            return
+        if partial and partial[0].stat().st_size >= 16 * 1024 * 1024:
+            break
         time.sleep(0.01)
-    raise AssertionError("the fetch never got going")
+    assert fetch.poll() is None, "the fetch finished (or never started) before the fault"
+    server.stop(keep_data=True)
+    return fetch
 
 
 def test_blob_store_gone_mid_download_exits_6_and_installs_nothing(
@@ -83,11 +83,7 @@ def test_blob_store_gone_mid_download_exits_6_and_installs_nothing(
 ):
     dest = tmp_path / "models"
     env = dict(big_model, MODEL_FETCH_RETRIES="2", MODEL_FETCH_BACKOFF_SECONDS="0.2")
-    fetch = start_fetch(env, dest)
-    wait_until_partly_downloaded(dest)
-    assert fetch.poll() is None, "the fetch finished before the fault"
-
-    own_azurite.stop(keep_data=True)
+    fetch = fetch_then_stop_the_store(own_azurite, env, dest)
     stopped_at = time.monotonic()
     _, stderr = fetch.communicate(timeout=120)
 
@@ -102,11 +98,7 @@ def test_blob_store_back_after_a_restart_is_retried_to_a_verified_install(
 ):
     dest = tmp_path / "models"
     env = dict(big_model, MODEL_FETCH_RETRIES="6", MODEL_FETCH_BACKOFF_SECONDS="0.5")
-    fetch = start_fetch(env, dest)
-    wait_until_partly_downloaded(dest)
-    assert fetch.poll() is None, "the fetch finished before the fault"
-
-    own_azurite.stop(keep_data=True)
+    fetch = fetch_then_stop_the_store(own_azurite, env, dest)
     time.sleep(1.5)
     own_azurite.start()
     _, stderr = fetch.communicate(timeout=180)

@@ -38,6 +38,17 @@ class Azurite:
             f"AccountKey={account_key};BlobEndpoint={self.account_url};"
         )
 
+    def loader_env(self, **settings: str) -> dict[str, str]:
+        """This process's env with MODEL_*/AZURE_* replaced by this server's connection
+        string (and `settings`), ready to run model_loader from the repo."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
+        env.update(
+            AZURE_STORAGE_CONNECTION_STRING=self.connection_string(),
+            PYTHONPATH=str(REPO_ROOT),
+            **settings,
+        )
+        return env
+
     def start(self, timeout: float = 30.0) -> "Azurite":
         if not AZURITE_BIN.exists():
             raise RuntimeError(f"{AZURITE_BIN} is missing: run `make node`")

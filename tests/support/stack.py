@@ -61,13 +61,7 @@ class LocalStack:
         return Azurite(port=self.azurite_port, workdir=self.workdir / "azurite")
 
     def loader_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_"))}
-        env.update(
-            AZURE_STORAGE_CONNECTION_STRING=self.blob_store.connection_string(),
-            PYTHONPATH=str(REPO_ROOT),
-            MODEL_LOADER_LOG_LEVEL="WARNING",
-        )
-        return env
+        return self.blob_store.loader_env(MODEL_LOADER_LOG_LEVEL="WARNING")
 
     # ------------------------------------------------------------------ blob store
     def start_blob_store(self) -> None:
