@@ -6,10 +6,12 @@ baseline can run in its own virtualenv.
     python fetch_baselines.py naive  CONNECTION_STRING CONTAINER BLOB OUT_FILE
     python fetch_baselines.py kserve CONNECTION_STRING CONTAINER BLOB OUT_DIR
     python fetch_baselines.py limit  BLOB_SAS_URL SIZE CONCURRENCY RANGE_BYTES
+    python fetch_baselines.py write  OUT_FILE SIZE
 """
 
 import asyncio
 import http.client
+import os
 import sys
 import threading
 import urllib.parse
@@ -81,5 +83,16 @@ def limit(sas_url: str, size: str, concurrency: str, range_bytes: str) -> None:
         raise SystemExit(f"limit: {errors[0]}")
 
 
+def write(out_file: str, size: str) -> None:
+    """The local disk's ceiling: SIZE bytes written to the destination, no network at all."""
+    block = bytes(8 * 1024 * 1024)
+    fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for offset in range(0, int(size), len(block)):
+            os.pwrite(fd, block, offset)
+    finally:
+        os.close(fd)
+
+
 if __name__ == "__main__":
-    {"naive": naive, "kserve": kserve, "limit": limit}[sys.argv[1]](*sys.argv[2:])
+    {"naive": naive, "kserve": kserve, "limit": limit, "write": write}[sys.argv[1]](*sys.argv[2:])

@@ -126,6 +126,13 @@ def test_fetch_throughput_and_memory_against_baselines_and_the_limit(store):
             str(transfer.range_concurrency),
             str(transfer.chunk_bytes),
         ],
+        "disk write ceiling": [
+            sys.executable,
+            str(BASELINES),
+            "write",
+            str(out / "write.bin"),
+            str(MODEL_BYTES),
+        ],
         "model_loader fetch": [
             sys.executable,
             "-m",
@@ -181,6 +188,8 @@ def test_fetch_throughput_and_memory_against_baselines_and_the_limit(store):
     ours = rate["model_loader fetch"]
     print(
         f"ours vs naive: {ours / rate['naive readall()']:.2f}x, "
-        f"vs kserve: {ours / rate['kserve-storage 0.21']:.2f}x"
+        f"vs kserve: {ours / rate['kserve-storage 0.21']:.2f}x, "
+        f"vs the slower of network limit and disk: "
+        f"{ours / min(limit, rate['disk write ceiling']):.2f}x"
     )
     assert rss["model_loader fetch"] <= RSS_LIMIT_MB
