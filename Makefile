@@ -95,6 +95,10 @@ VALUES ?= chart/values.yaml
 chart-lint: helm ## helm lint --strict the chart (with the CI values it needs)
 	$(HELM_V4) lint --strict chart --values chart/ci/workload-identity-values.yaml
 
+.PHONY: chart-docs
+chart-docs: node ## Regenerate the parameter table in chart/README.md from values.yaml's @param comments
+	readme-generator --values chart/values.yaml --readme chart/README.md
+
 .PHONY: preflight
 preflight: venv ## Release pre-flight: the model pinned in VALUES (and its digest) exists in Blob
 	$(PY) -m model_loader check $$($(PY) -c 'import sys, yaml; \
