@@ -1,8 +1,7 @@
 """What the routes share: the config, the loaded model (or why it isn't), the metrics."""
 
 import logging
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import current_app
 
@@ -20,11 +19,10 @@ class Service:
     metrics: Metrics
     model: Model | None = None
     load_error: str | None = None
-    draining: threading.Event = field(default_factory=threading.Event)
 
     @property
     def ready(self) -> bool:
-        return self.model is not None and not self.draining.is_set()
+        return self.model is not None
 
     def load(self) -> None:
         """Load the configured version; on failure stay up, not ready, and say why."""
