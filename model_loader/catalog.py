@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from azure.storage.blob import ContainerClient
 
-from model_loader.errors import IntegrityError, LoaderError
+from model_loader.errors import LoaderError
 from model_loader.install import read_remote_manifest
 from model_loader.logs import log
 from model_loader.names import MANIFEST_NAME
@@ -44,10 +44,4 @@ def list_versions(container: ContainerClient, name: str) -> list[VersionInfo]:
 
 def check_version(container: ContainerClient, name: str, version: str, digest: str | None) -> str:
     """The release pre-flight: the version's digest, or NotFound/Integrity errors."""
-    _, _, remote_digest = read_remote_manifest(container, name, version)
-    if digest and remote_digest != digest:
-        raise IntegrityError(
-            f"{container.container_name}/{name}/{version}/{MANIFEST_NAME}: digest "
-            f"{remote_digest} differs from the pinned {digest}"
-        )
-    return remote_digest
+    return read_remote_manifest(container, name, version, digest)[2]

@@ -40,9 +40,10 @@ class FetchReport:
 
 
 def read_remote_manifest(
-    container: ContainerClient, name: str, version: str
+    container: ContainerClient, name: str, version: str, pinned: str | None = None
 ) -> tuple[manifests.Manifest, bytes, str]:
-    """The version's manifest, its exact bytes and its digest; NotFoundError when absent."""
+    """The version's manifest, its exact bytes and its digest; NotFoundError when absent,
+    IntegrityError when its digest is not the `pinned` one."""
     blob_name = version_prefix(name, version) + MANIFEST_NAME
     what = f"{container.container_name}/{blob_name}"
     try:
@@ -50,10 +51,13 @@ def read_remote_manifest(
             raw = container.get_blob_client(blob_name).download_blob().readall()
     except NotFoundError:
         raise NotFoundError(f"{what}: model {name} version {version} is not published") from None
+    digest = manifests.digest_of(raw)
+    if pinned and digest != pinned:
+        raise IntegrityError(f"{what}: digest {digest} differs from the pinned {pinned}")
     manifest = manifests.parse(raw, what)
     if (manifest.name, manifest.version) != (name, version):
         raise IntegrityError(f"{what}: manifest is for {manifest.name}/{manifest.version}")
-    return manifest, raw, manifests.digest_of(raw)
+    return manifest, raw, digest
 
 
 def verify_installed(directory: Path) -> tuple[manifests.Manifest, str]:
@@ -85,12 +89,7 @@ def fetch(
         log("cache hit", name=name, version=version, digest=cached[1], path=str(target))
         return report
 
-    manifest, raw, remote_digest = read_remote_manifest(container, name, version)
-    if digest and remote_digest != digest:
-        raise IntegrityError(
-            f"{container.container_name}/{version_prefix(name, version)}{MANIFEST_NAME}: "
-            f"digest {remote_digest} differs from the pinned {digest}"
-        )
+    manifest, raw, remote_digest = read_remote_manifest(container, name, version, digest)
     log(
         "fetch start",
         name=name,
