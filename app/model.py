@@ -94,13 +94,16 @@ class OnnxModel:
             raise ModelLoadError(
                 f"{manifest_path}: digest {self.digest} is not the pinned {digest}"
             )
-        manifest = json.loads(raw)
-        if (manifest.get("name"), manifest.get("version")) != (name, version):
+        try:
+            manifest = json.loads(raw)
+            identity = (manifest["name"], manifest["version"])
+            onnx_files = [f["path"] for f in manifest["files"] if f["path"].endswith(".onnx")]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{manifest_path}: unreadable manifest ({exc!r})") from None
+        if identity != (name, version):
             raise ModelLoadError(
-                f"{manifest_path}: is for {manifest.get('name')}/"
-                f"{manifest.get('version')}, not {name}/{version}"
+                f"{manifest_path}: is for {identity[0]}/{identity[1]}, not {name}/{version}"
             )
-        onnx_files = [f["path"] for f in manifest.get("files", []) if f["path"].endswith(".onnx")]
         if manifest.get("format") != "onnx" or len(onnx_files) != 1:
             raise ModelLoadError(f"{manifest_path}: expected format onnx with one .onnx file")
         import onnxruntime

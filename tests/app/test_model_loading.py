@@ -41,3 +41,14 @@ def test_matching_pinned_digest_is_served(model_root, sample):
     config = AppConfig(model_root, "digits", "1", model_digest=sample["digest"])
 
     assert create_app(config).test_client().get("/v2/health/ready").status_code == 200
+
+
+def test_an_unreadable_manifest_leaves_the_app_up_but_not_ready(sample, tmp_path):
+    broken = tmp_path / "digits" / "1"
+    broken.mkdir(parents=True)
+    shutil.copy(sample["directory"] / "model.onnx", broken / "model.onnx")
+    (broken / "manifest.json").write_text('{"name": "digits"')
+
+    reason = not_ready_reason(AppConfig(tmp_path, "digits", "1"))
+
+    assert "unreadable manifest" in reason
