@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -17,16 +18,20 @@ from model_loader.storage import blob_errors
 
 class HashingFile:
     """A seekable writer for the SDK's parallel readinto(): writes each range at its offset
-    and feeds sha256 in file order. Ranges that arrive early are hashed later by reading them
-    back from the file, so memory stays bounded whatever the blob size."""
+    under the SDK's stream lock, while a thread of its own reads the file back (from the page
+    cache) and feeds sha256 in file order outside that lock. No downloaded chunk is kept
+    alive for hashing, so memory stays bounded whatever the blob size."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._position = 0
-        self._hashed_to = 0
-        self._early: dict[int, int] = {}  # offset -> length of ranges written ahead
+        self._contiguous_to = 0
+        self._pending: dict[int, int] = {}  # offset -> length, written but not yet in order
+        self._to_hash: queue.SimpleQueue = queue.SimpleQueue()  # (offset, length) in order
         self.sha256 = hashlib.sha256()
         self.written = 0
+        self._hasher = threading.Thread(target=self._hash_in_order, daemon=True)
+        self._hasher.start()
 
     def seekable(self) -> bool:
         return True
@@ -46,27 +51,35 @@ class HashingFile:
         done = 0
         while done < len(view):
             done += os.pwrite(self._fd, view[done:], offset + done)
-        if offset == self._hashed_to:
-            self.sha256.update(view)
-            self._hashed_to += done
-            self._hash_early_ranges()
-        else:
-            self._early[offset] = done
+        self._pending[offset] = done
+        while self._contiguous_to in self._pending:
+            length = self._pending.pop(self._contiguous_to)
+            self._to_hash.put((self._contiguous_to, length))
+            self._contiguous_to += length
         self._position += done
         self.written += done
         return done
 
-    def _hash_early_ranges(self) -> None:
-        while self._hashed_to in self._early:
-            remaining = self._early.pop(self._hashed_to)
+    def _hash_in_order(self) -> None:
+        while (item := self._to_hash.get()) is not None:
+            offset, remaining = item
             while remaining:
-                block = os.pread(self._fd, min(remaining, HASH_BLOCK), self._hashed_to)
+                block = os.pread(self._fd, min(remaining, HASH_BLOCK), offset)
+                if not block:
+                    return  # the file shrank under us: the digest will not match
                 self.sha256.update(block)
-                self._hashed_to += len(block)
+                offset += len(block)
                 remaining -= len(block)
 
+    def close(self) -> None:
+        """Let the hasher finish what was written; call before closing the file."""
+        if self._hasher.is_alive():
+            self._to_hash.put(None)
+            self._hasher.join()
+
     def hexdigest(self) -> str:
-        if self._early:
+        self.close()
+        if self._pending:
             raise IntegrityError("download left a gap in the file")
         return self.sha256.hexdigest()
 
@@ -117,8 +130,8 @@ def download_file(
         reported = current
 
     fd = os.open(destination, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    sink = HashingFile(fd)
     try:
-        sink = HashingFile(fd)
         with blob_errors(what):
             stream = container.get_blob_client(blob_name).download_blob(
                 max_concurrency=transfer.range_concurrency, progress_hook=on_progress
@@ -129,6 +142,7 @@ def download_file(
                 )
             stream.readinto(sink)
     finally:
+        sink.close()
         os.close(fd)
     if sink.written != entry.size:
         raise IntegrityError(f"{what}: received {sink.written} bytes, manifest says {entry.size}")
