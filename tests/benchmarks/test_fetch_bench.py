@@ -20,6 +20,7 @@ from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
 from model_loader.config import TransferSettings
 from tests.support.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
+from tests.support.loader_cli import run_loader
 
 pytestmark = pytest.mark.bench
 
@@ -81,22 +82,8 @@ def store(tmp_path_factory):
     # MODEL_FETCH_* tuning passes through, so the limit and ours always use the same ranges.
     tuning = {k: v for k, v in os.environ.items() if k.startswith("MODEL_FETCH_")}
     env = server.loader_env(MODEL_LOADER_LOG_LEVEL="WARNING", **tuning)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "model_loader",
-            "publish",
-            str(source),
-            "--name",
-            "bench",
-            "--version",
-            "1",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    published = run_loader(env, "publish", str(source), "--name", "bench", "--version", "1")
+    assert published.returncode == 0, published.stderr
     shutil.rmtree(source)
     yield server, env
     server.stop()

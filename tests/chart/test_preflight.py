@@ -6,6 +6,7 @@ import sys
 import yaml
 
 from tests.chart.conftest import REPO_ROOT
+from tests.support.loader_cli import run_loader
 
 
 def preflight(values_file, env) -> subprocess.CompletedProcess:
@@ -29,24 +30,8 @@ def test_preflight_passes_for_a_published_pin_and_fails_otherwise(azurite, tmp_p
     source = tmp_path / "model"
     source.mkdir()
     (source / "model.onnx").write_bytes(b"onnx bytes")
-    published = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "model_loader",
-            "publish",
-            str(source),
-            "--name",
-            "digits",
-            "--version",
-            "3",
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    published = run_loader(env, "publish", str(source), "--name", "digits", "--version", "3")
+    assert published.returncode == 0, published.stderr
     digest = published.stdout.strip()
     cases = {
         "pinned": ({"name": "digits", "version": "3", "digest": digest}, 0),

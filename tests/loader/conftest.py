@@ -1,45 +1,17 @@
 """Loader fixtures: a fresh container on the session's Azurite, and the CLI run for real."""
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from tests.support.azurite import Azurite
+from tests.support.loader_cli import LoaderRun, run_loader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class LoaderRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def error_line(self) -> str:
-        """The one plain (non-JSON) line a failure prints on stderr."""
-        lines = [line for line in self.stderr.splitlines() if not line.startswith("{")]
-        assert len(lines) == 1, f"expected exactly one error line, got: {lines}"
-        return lines[0]
-
-
-def run_loader(env: dict[str, str], *args: str, timeout: float = 120) -> LoaderRun:
-    result = subprocess.run(
-        [sys.executable, "-m", "model_loader", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return LoaderRun(result.returncode, result.stdout, result.stderr)
 
 
 @pytest.fixture

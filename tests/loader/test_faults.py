@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.loader.conftest import REPO_ROOT, run_loader
 from tests.support.azurite import Azurite
+from tests.support.loader_cli import REPO_ROOT, run_loader
 
 BLOB_BYTES = 192 * 1024 * 1024
 pytestmark = pytest.mark.slow

@@ -21,6 +21,7 @@ import requests
 import yaml
 
 from tests.support.azurite import Azurite
+from tests.support.loader_cli import run_loader
 from tests.support.podman import podman
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,24 +100,12 @@ class LocalStack:
 
     def publish(self, version: str, source: Path | None = None) -> str:
         """Publish a version (the sample model by default) and return its digest."""
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "model_loader",
-                "publish",
-                str(source or self.sample_model_dir()),
-                "--name",
-                MODEL_NAME,
-                "--version",
-                version,
-            ],
-            cwd=REPO_ROOT,
-            env=self.loader_env(),
-            capture_output=True,
-            text=True,
-            check=True,
+        source = source or self.sample_model_dir()
+        result = run_loader(
+            self.loader_env(), "publish", str(source), "--name", MODEL_NAME, "--version", version
         )
+        if result.returncode != 0:
+            raise RuntimeError(f"publish {MODEL_NAME} {version} failed: {result.stderr}")
         return result.stdout.strip()
 
     # ------------------------------------------------------------------ the pod

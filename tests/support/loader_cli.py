@@ -1,0 +1,34 @@
+"""Running the loader's CLI for real, as the chart's init container does."""
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class LoaderRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_line(self) -> str:
+        """The one plain (non-JSON) line a failure prints on stderr."""
+        lines = [line for line in self.stderr.splitlines() if not line.startswith("{")]
+        assert len(lines) == 1, f"expected exactly one error line, got: {lines}"
+        return lines[0]
+
+
+def run_loader(env: dict[str, str], *args: str, timeout: float = 120) -> LoaderRun:
+    result = subprocess.run(
+        [sys.executable, "-m", "model_loader", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return LoaderRun(result.returncode, result.stdout, result.stderr)
