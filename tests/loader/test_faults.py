@@ -1,8 +1,11 @@
 """Blob storage going away in the middle of a fetch: retry, or fail cleanly; never half-install."""
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,3 +114,40 @@ def test_blob_store_back_after_a_restart_is_retried_to_a_verified_install(
     assert service.get_blob_client("models", "big/1/model.onnx").get_blob_properties().size == (
         BLOB_BYTES
     )
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback server that accepts connections and never answers: every read stalls."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_a_read_that_stalls_past_the_timeout_is_transient_and_exits_6(silent_server, tmp_path):
+    env = Azurite(port=silent_server).loader_env(
+        MODEL_FETCH_READ_TIMEOUT="1", MODEL_FETCH_RETRIES="1", MODEL_FETCH_BACKOFF_SECONDS="0.1"
+    )
+    started = time.monotonic()
+
+    result = run_loader(env, "fetch", "--name", "big", "--version", "1", "--dest", str(tmp_path))
+
+    assert result.returncode == 6, result.stderr
+    assert "big/1/manifest.json" in result.error_line
+    assert 1 < time.monotonic() - started < 20  # waited for the timeout, then gave up
+    assert list(tmp_path.iterdir()) == []
