@@ -145,7 +145,7 @@ images: containers-conf ## Build the app and loader images with podman (a local 
 	done
 
 .PHONY: demo
-demo: setup images ## Run the whole system locally: Azurite, the sample model, the chart's pod on 127.0.0.1:$(DEMO_PORT)
+demo: setup images ## Run the whole system locally: Azurite, the sample model, the chart's pod on 127.0.0.1, port DEMO_PORT (8080)
 	$(PY) -m tests.support.stack up --port $(DEMO_PORT)
 
 .PHONY: down
