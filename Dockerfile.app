@@ -38,4 +38,4 @@ ENV PATH=/opt/venv/bin:$PATH \
 # Fixed non-root UID/GID, the same the chart's securityContext uses.
 USER 10001:10001
 EXPOSE 8080
-CMD ["gunicorn", "-c", "app/gunicorn.conf.py", "app:create_app()"]
+CMD ["python", "-m", "app.server", "-c", "app/gunicorn.conf.py", "app:create_app()"]

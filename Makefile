@@ -26,7 +26,7 @@ help: ## List the targets
 
 # ---------------------------------------------------------------- setup
 .PHONY: setup
-setup: venv node helm containers-conf system-packages ## Install everything: .venv, npm tools, helm, podman & co.
+setup: venv node helm checkov containers-conf system-packages ## Install everything: .venv, npm tools, helm, podman & co.
 
 .PHONY: venv
 venv: $(VENV)/.installed ## Python venv with the app, loader and dev dependency groups
@@ -47,6 +47,12 @@ node_modules/.installed: package.json
 helm: $(TOOLS)/helm-v4/helm ## helm v4 (and v3 for the compatibility test) into .tools
 $(TOOLS)/helm-v4/helm:
 	PYTHON=$(PYTHON) tests/support/install_helm.sh $(TOOLS)
+
+.PHONY: checkov
+checkov: $(TOOLS)/checkov/bin/checkov ## checkov in a venv of its own (its pins clash with the dev group)
+$(TOOLS)/checkov/bin/checkov:
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet 'checkov>=3.2,<4'
 
 .PHONY: containers-conf
 containers-conf: $(CONTAINERS_CONF)
@@ -70,10 +76,14 @@ lint: venv ## ruff lint and format check
 	$(PY) -m ruff format --check app model_loader tests
 
 .PHONY: test
-test: setup ## Lint, then every test but benchmarks (e2e included where podman runs)
+test: setup ## Lint, then every test but benchmarks and the long reliability runs (e2e included where podman runs)
 	$(MAKE) --no-print-directory lint
 	mkdir -p $(REPORTS)
-	$(PYTEST) -m "not bench" --junitxml=$(REPORTS)/junit.xml
+	$(PYTEST) -m "not bench and not long" --junitxml=$(REPORTS)/junit.xml
+
+.PHONY: reliability
+reliability: setup ## Load (60 s at c=64), shutdown, 10,000+ fuzzed requests, storage faults, checkov, secrets in logs
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} $(PYTEST) tests/reliability -s -p no:cacheprovider
 
 .PHONY: bench
 bench: setup ## Benchmarks (tests/benchmarks), figures printed side by side

@@ -16,18 +16,18 @@ __all__ = ["create_app"]
 
 def create_app(config: AppConfig | None = None) -> Flask:
     """Build the app for one worker: load the configured model version, register routes."""
-    from app.routes import health, metrics, oip, predict
+    from app.routes import docs, health, metrics, oip, predict
 
     configure_logging()
     config = config or AppConfig.from_env()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes + 1  # see app/requests.py
     app.json.sort_keys = False
     service = Service(config=config, metrics=Metrics())
     service.load()
     app.extensions["aiapp"] = service
 
-    for blueprint in (health.bp, oip.bp, predict.bp, metrics.bp):
+    for blueprint in (health.bp, oip.bp, predict.bp, metrics.bp, docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     _instrument(app, service)

@@ -26,7 +26,9 @@ def register_error_handlers(app: Flask) -> None:
             413: "request body too large",
         }
         message = messages.get(error.code, error.description or error.name)
-        return jsonify(error=message), error.code
+        # Keep werkzeug's headers (a 405's Allow, for one); the body is ours.
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+        return jsonify(error=message), error.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -1,11 +1,13 @@
 """gunicorn settings for the inference service, from the environment the chart sets.
 
-gunicorn -c app/gunicorn.conf.py 'app:create_app()'
+python -m app.server -c app/gunicorn.conf.py 'app:create_app()'
 """
 
 import os
 import shutil
 from pathlib import Path
+
+from app.server import draining
 
 
 def available_cpus() -> int:
@@ -77,6 +79,12 @@ def on_starting(server) -> None:
         path.mkdir(parents=True, exist_ok=True)
         for child in path.iterdir():
             shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def pre_request(worker, req) -> None:
+    """While draining (see app/server.py), each response closes its kept-alive connection."""
+    if draining():
+        req.force_close()
 
 
 def child_exit(server, worker) -> None:

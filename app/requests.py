@@ -2,7 +2,7 @@
 
 import json
 
-from flask import request
+from flask import current_app, request
 
 from app.errors import ApiError
 
@@ -12,9 +12,18 @@ def json_body() -> object:
     mimetype = request.mimetype
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ApiError(415, f"content type {mimetype!r} is not supported; send application/json")
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data(cache=False)  # werkzeug raises 413 past MAX_CONTENT_LENGTH
+    if len(raw) > current_app.config["MAX_CONTENT_LENGTH"] - 1:
+        # werkzeug cuts a chunked body off at MAX_CONTENT_LENGTH without an error; that is
+        # set one byte over our limit, so a body cut there is over the limit.
+        raise ApiError(413, "request body too large")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(400, f"malformed JSON body: {detail}") from None
+
+
+def _refuse_constant(name: str) -> None:
+    """NaN, Infinity and -Infinity are Python's extensions, not JSON (RFC 8259)."""
+    raise ValueError(f"{name} is not a JSON number")

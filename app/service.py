@@ -9,6 +9,7 @@ from app.config import AppConfig
 from app.errors import ApiError
 from app.metrics import Metrics
 from app.model import Model, ModelLoadError, OnnxModel
+from app.server import draining
 
 LOG = logging.getLogger("app")
 
@@ -22,7 +23,8 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self.model is not None
+        """Serving the model, and not draining for a shutdown."""
+        return self.model is not None and not draining()
 
     def load(self) -> None:
         """Load the configured version; on failure stay up, not ready, and say why."""

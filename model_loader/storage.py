@@ -7,6 +7,7 @@ from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    IncompleteReadError,
     ResourceExistsError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -112,8 +113,12 @@ def blob_errors(what: str) -> Iterator[None]:
         raise UsageError(f"{what}: already exists ({_code(exc)})") from None
     except ClientAuthenticationError as exc:
         raise AuthError(f"{what}: access denied ({_code(exc)})") from None
+    except IncompleteReadError:
+        raise TransientError(f"{what}: the body was cut off, after retries") from None
     except HttpResponseError as exc:
         status = exc.status_code
+        if status is None:  # the connection failed while the body streamed
+            raise TransientError(f"{what}: {type(exc).__name__} after retries") from None
         if status in (401, 403):
             raise AuthError(f"{what}: access denied (HTTP {status} {_code(exc)})") from None
         if status == 404:

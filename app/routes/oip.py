@@ -51,6 +51,8 @@ def infer(name: str, version: str | None = None):
     body = json_body()
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise ApiError(400, 'the body must be an object with an "inputs" list')
+    if not isinstance(body.get("id", ""), str):
+        raise ApiError(400, '"id" must be a string')
     specs = {spec.name: spec for spec in model.inputs}
     arrays = {}
     for item in body["inputs"]:

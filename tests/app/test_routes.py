@@ -1,5 +1,6 @@
 """Every route and every client error, through Flask's test client."""
 
+import io
 import json
 
 import numpy as np
@@ -25,6 +26,19 @@ def test_health_routes_report_live_and_ready(client):
     ready = client.get("/v2/health/ready")
     assert ready.status_code == 200 and ready.json == {"ready": True}
     assert client.get("/v2/models/digits/ready").json == {"name": "digits", "ready": True}
+
+
+def test_readiness_fails_while_draining_and_inference_goes_on(client, tmp_path, monkeypatch):
+    flag = tmp_path / "master.draining"  # what app/server.py's arbiter raises on SIGTERM
+    monkeypatch.setenv("APP_DRAIN_FLAG", str(flag))
+    assert client.get("/v2/health/ready").status_code == 200
+
+    flag.touch()
+
+    assert client.get("/v2/health/ready").status_code == 503
+    assert client.get("/v2/models/digits/ready").status_code == 503
+    assert client.get("/v2/health/live").status_code == 200
+    assert client.post("/predict", json={"instances": [[0.0] * 64]}).status_code == 200
 
 
 def test_root_and_server_metadata_name_the_model(client, sample):
@@ -101,8 +115,18 @@ ROW = [0.0] * 64
         ("/predict", {"instances": [["a"] * 64]}, 400, "FP32 values"),
         ("/predict", {"instances": [[True] * 64]}, 400, "FP32 values"),
         ("/predict", {"instances": [ROW] * 9}, 400, "over the maximum 8"),
-        ("/predict", b'{"instances": [[NaN' + b", 0" * 63 + b"]]}", 400, "NaN"),
-        ("/predict", b'{"instances": [[Infinity' + b", 0" * 63 + b"]]}", 400, "NaN"),
+        (
+            "/predict",
+            b'{"instances": [[NaN' + b", 0" * 63 + b"]]}",
+            400,
+            "NaN is not a JSON number",
+        ),
+        (
+            "/predict",
+            b'{"instances": [[Infinity' + b", 0" * 63 + b"]]}",
+            400,
+            "Infinity is not a JSON number",
+        ),
         ("/predict", {"instances": [[1e39, *ROW[1:]]]}, 400, "too large"),
         ("/predict", {"instances": [[10**400, *ROW[1:]]]}, 400, "FP32 values"),
         (
@@ -191,6 +215,20 @@ def test_wrong_method_is_405_json(client):
 
     assert response.status_code == 405
     assert "method" in response.json["error"]
+    assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_a_chunked_body_over_the_limit_is_413(client):
+    """Without a Content-Length the body is cut off at the limit: that too is a 413."""
+    body = b"[" + b"0," * 40000 + b"0]"
+    response = client.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == 413
 
 
 def test_wrong_content_type_is_415(client):

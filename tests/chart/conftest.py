@@ -17,6 +17,53 @@ HELM_V3 = os.environ.get("HELM_V3", str(TOOLS / "helm-v3" / "helm"))
 # The default auth mode needs an account and a client ID; tests start from these.
 BASE_VALUES = yaml.safe_load((CHART / "ci" / "workload-identity-values.yaml").read_text())
 
+# Every optional feature on (the checkov scan and the schema checks use it too).
+EVERY_OPTION = {
+    "image": {
+        "app": {"digest": "sha256:" + "a" * 64, "pullPolicy": "Always"},
+        "loader": {"digest": "sha256:" + "b" * 64, "pullPolicy": "Always"},
+    },
+    "autoscaling": {"enabled": True},
+    "podDisruptionBudget": {"enabled": True},
+    "networkPolicy": {"enabled": True, "ingressFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+    "metrics": {"serviceMonitor": {"enabled": True}},
+    "imagePullSecrets": [{"name": "acr-pull"}],
+    "app": {"extraEnv": [{"name": "LOG_LEVEL", "value": "debug"}]},
+    "loader": {"extraEnv": [{"name": "MODEL_FETCH_RANGE_CONCURRENCY", "value": "8"}]},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "inference", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"a": "b"}},
+                    },
+                }
+            ]
+        }
+    },
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+        }
+    ],
+    "service": {
+        "annotations": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+        "externalTrafficPolicy": "Local",
+        "loadBalancerSourceRanges": ["10.0.0.0/8"],
+    },
+}
+AUTH_MODES = {
+    "workloadIdentity": {},
+    "existingSecret": {"auth": {"mode": "existingSecret", "existingSecret": {"name": "blob"}}},
+    "none": {"auth": {"mode": "none"}},
+}
+
 
 def merge(base: dict, override: dict) -> dict:
     merged = dict(base)

@@ -7,49 +7,16 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from tests.chart.conftest import CHART, HELM_V3, HELM_V4, by_kind, one, render
-
-EVERY_OPTION = {
-    "autoscaling": {"enabled": True},
-    "podDisruptionBudget": {"enabled": True},
-    "networkPolicy": {"enabled": True, "ingressFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
-    "metrics": {"serviceMonitor": {"enabled": True}},
-    "imagePullSecrets": [{"name": "acr-pull"}],
-    "app": {"extraEnv": [{"name": "LOG_LEVEL", "value": "debug"}]},
-    "loader": {"extraEnv": [{"name": "MODEL_FETCH_RANGE_CONCURRENCY", "value": "8"}]},
-    "nodeSelector": {"kubernetes.io/os": "linux"},
-    "tolerations": [{"key": "inference", "operator": "Exists", "effect": "NoSchedule"}],
-    "affinity": {
-        "podAntiAffinity": {
-            "preferredDuringSchedulingIgnoredDuringExecution": [
-                {
-                    "weight": 100,
-                    "podAffinityTerm": {
-                        "topologyKey": "kubernetes.io/hostname",
-                        "labelSelector": {"matchLabels": {"a": "b"}},
-                    },
-                }
-            ]
-        }
-    },
-    "topologySpreadConstraints": [
-        {
-            "maxSkew": 1,
-            "topologyKey": "topology.kubernetes.io/zone",
-            "whenUnsatisfiable": "ScheduleAnyway",
-        }
-    ],
-    "service": {
-        "annotations": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
-        "externalTrafficPolicy": "Local",
-        "loadBalancerSourceRanges": ["10.0.0.0/8"],
-    },
-}
-AUTH_MODES = {
-    "workloadIdentity": {},
-    "existingSecret": {"auth": {"mode": "existingSecret", "existingSecret": {"name": "blob"}}},
-    "none": {"auth": {"mode": "none"}},
-}
+from tests.chart.conftest import (
+    AUTH_MODES,
+    CHART,
+    EVERY_OPTION,
+    HELM_V3,
+    HELM_V4,
+    by_kind,
+    one,
+    render,
+)
 
 
 def pod_spec(objects: list[dict]) -> dict:
@@ -92,12 +59,11 @@ def test_optional_objects_are_off_by_default_and_on_when_asked():
     defaults = {obj["kind"] for obj in render()}
     every = render(EVERY_OPTION)
 
-    assert not defaults & {
-        "HorizontalPodAutoscaler",
-        "PodDisruptionBudget",
-        "NetworkPolicy",
-        "ServiceMonitor",
+    assert "NetworkPolicy" in defaults  # secure by default; networkPolicy.enabled=false drops it
+    assert "NetworkPolicy" not in {
+        obj["kind"] for obj in render({"networkPolicy": {"enabled": False}})
     }
+    assert not defaults & {"HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"}
     assert {"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= {
         obj["kind"] for obj in every
     }
@@ -228,13 +194,13 @@ def test_probes_use_the_open_inference_protocol_health_routes():
     assert app["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
 
 
-def test_pods_outlive_the_prestop_pause_plus_the_graceful_timeout():
-    objects = render({"app": {"preStopSleepSeconds": 15, "gracefulTimeoutSeconds": 40}})
+def test_pods_outlive_the_drain_plus_the_graceful_timeout():
+    objects = render({"app": {"drainSeconds": 15, "gracefulTimeoutSeconds": 40}})
     spec = pod_spec(objects)
-    (app,) = spec["containers"]
+    data = one(objects, "ConfigMap")["data"]
 
-    assert app["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "15"]
-    assert one(objects, "ConfigMap")["data"]["GUNICORN_GRACEFUL_TIMEOUT"] == "40"
+    assert data["SHUTDOWN_DRAIN_SECONDS"] == "15"
+    assert data["GUNICORN_GRACEFUL_TIMEOUT"] == "40"
     assert spec["terminationGracePeriodSeconds"] > 15 + 40
     strategy = one(objects, "Deployment")["spec"]["strategy"]
     assert strategy["rollingUpdate"]["maxUnavailable"] == 0
@@ -312,3 +278,21 @@ def test_helm_test_pod_checks_readiness_and_infers_through_the_service():
 )
 def test_helm_3_and_helm_4_render_the_same_objects(values):
     assert render(values, helm=HELM_V3) == render(values, helm=HELM_V4)
+
+
+def test_no_selector_of_the_chart_picks_the_helm_test_pod():
+    objects = render()
+    test_pod = one(objects, "Pod")
+    selectors = [
+        one(objects, "Service")["spec"]["selector"],
+        one(objects, "Deployment")["spec"]["selector"]["matchLabels"],
+        one(objects, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+    ]
+
+    for selector in selectors:
+        assert not selector.items() <= test_pod["metadata"]["labels"].items()
+
+
+def test_every_namespaced_object_names_the_release_namespace():
+    for obj in render(EVERY_OPTION):
+        assert obj["metadata"]["namespace"] == "serving", obj["kind"]

@@ -35,6 +35,8 @@ def stack(tmp_path_factory):
     figures = system.up()
     system.figures = figures
     yield system
+    for container in ("model-loader", "app"):
+        system.logs(container)  # audited for secrets (tests/support/log_audit.py)
     system.down()
 
 
@@ -96,11 +98,26 @@ def test_predict_and_oip_infer_answer_correctly(stack):
 
 
 def test_containers_run_as_the_charts_non_root_uid_on_a_read_only_root(stack):
-    user = podman("exec", f"{stack.pod_name}-app", "id", "-u").stdout.strip()
+    app = f"{stack.pod_name}-app"
+    user = podman("exec", app, "id", "-u").stdout.strip()
+    process_uids = podman(
+        "exec",
+        app,
+        "python",
+        "-c",
+        "import os; print(sorted({os.stat(f'/proc/{p}').st_uid for p in os.listdir('/proc')"
+        " if p.isdigit()}))",
+    ).stdout.strip()
+    # The loader ran as the chart's UID too: it owns every file it installed.
+    owners = podman(
+        "exec", app, "find", f"/models/{MODEL_NAME}", "-printf", "%U:%G\\n"
+    ).stdout.split()
     write = podman("exec", f"{stack.pod_name}-app", "touch", "/srv/x", check=False)
     model_write = podman("exec", f"{stack.pod_name}-app", "touch", "/models/x", check=False)
 
     assert user == "10001"
+    assert process_uids == "[10001]"  # gunicorn's master and every worker
+    assert owners and set(owners) == {"10001:10001"}
     assert write.returncode != 0 and "Read-only file system" in write.stderr
     assert model_write.returncode != 0
 

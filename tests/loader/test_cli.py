@@ -5,6 +5,7 @@ import pytest
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
 from tests.support.azurite import ACCOUNT_KEY, ACCOUNT_NAME
+from tests.support.log_audit import register_secret
 
 
 def publish(loader, model_dir, version: str) -> str:
@@ -111,12 +112,15 @@ def test_sas_token_with_account_url_fetches_without_a_connection_string(
     loader, azurite, container, model_dir, tmp_path
 ):
     digest = publish(loader, model_dir, "1")
-    sas = generate_container_sas(
-        ACCOUNT_NAME,
-        container.container_name,
-        account_key=ACCOUNT_KEY,
-        permission=ContainerSasPermissions(read=True, list=True),
-        expiry=datetime.now(UTC) + timedelta(hours=1),
+    sas = register_secret(
+        "container SAS",
+        generate_container_sas(
+            ACCOUNT_NAME,
+            container.container_name,
+            account_key=ACCOUNT_KEY,
+            permission=ContainerSasPermissions(read=True, list=True),
+            expiry=datetime.now(UTC) + timedelta(hours=1),
+        ),
     )
     env = {
         "AZURE_STORAGE_CONNECTION_STRING": "",

@@ -14,6 +14,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.support.azurite import Azurite
 from tests.support.loader_cli import REPO_ROOT, run_loader
+from tests.support.log_audit import audit
 
 BLOB_BYTES = 192 * 1024 * 1024
 pytestmark = pytest.mark.slow
@@ -88,7 +89,7 @@ def test_blob_store_gone_mid_download_exits_6_and_installs_nothing(
     env = dict(big_model, MODEL_FETCH_RETRIES="2", MODEL_FETCH_BACKOFF_SECONDS="0.2")
     fetch = fetch_then_stop_the_store(own_azurite, env, dest)
     stopped_at = time.monotonic()
-    _, stderr = fetch.communicate(timeout=120)
+    stderr = audit("model_loader fetch", fetch.communicate(timeout=120)[1])
 
     assert fetch.returncode == 6, stderr
     assert "big/1/model.onnx" in stderr.splitlines()[-1]
@@ -104,7 +105,7 @@ def test_blob_store_back_after_a_restart_is_retried_to_a_verified_install(
     fetch = fetch_then_stop_the_store(own_azurite, env, dest)
     time.sleep(1.5)
     own_azurite.start()
-    _, stderr = fetch.communicate(timeout=180)
+    stderr = audit("model_loader fetch", fetch.communicate(timeout=180)[1])
 
     assert fetch.returncode == 0, stderr
     assert sorted(p.name for p in (dest / "big").iterdir()) == ["1"]

@@ -6,6 +6,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from tests.support.azurite import ACCOUNT_KEY
+from tests.support.log_audit import register_secret
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_version_without_manifest_is_invisible(loader, container, dest):
 
 
 def test_wrong_account_key_exits_4(loader, azurite, published, dest):
-    wrong_key = ACCOUNT_KEY[:-8] + "AAAAAAA="
+    wrong_key = register_secret("wrong account key", ACCOUNT_KEY[:-8] + "AAAAAAA=")
     env = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string(wrong_key)}
 
     result = loader(*fetch_args(dest), env=env)

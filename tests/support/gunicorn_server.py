@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from tests.support.log_audit import audit
 from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ class GunicornServer:
                 [
                     sys.executable,
                     "-m",
-                    "gunicorn",
+                    "app.server",
                     "-c",
                     "app/gunicorn.conf.py",
                     "app:create_app()",
@@ -74,20 +75,22 @@ class GunicornServer:
         raise TimeoutError(f"gunicorn not up after {timeout}s: {self.logs()}")
 
     def logs(self) -> str:
-        return self.log_path.read_text() if self.log_path else ""
+        return audit("gunicorn", self.log_path.read_text()) if self.log_path else ""
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in children.read_text().split()]
 
     def stop(self, timeout: float = 30) -> None:
+        """SIGTERM to the master only, as the kubelet sends it; SIGKILL to all after timeout."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self.logs()  # audited for secrets, whatever the test read
 
     def __enter__(self) -> "GunicornServer":
         return self.start()

@@ -5,6 +5,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.log_audit import audit
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,4 +33,5 @@ def run_loader(env: dict[str, str], *args: str, timeout: float = 120) -> LoaderR
         text=True,
         timeout=timeout,
     )
-    return LoaderRun(result.returncode, result.stdout, result.stderr)
+    source = f"model_loader {' '.join(args[:1])}"
+    return LoaderRun(result.returncode, audit(source, result.stdout), audit(source, result.stderr))

@@ -22,6 +22,7 @@ import yaml
 
 from tests.support.azurite import Azurite
 from tests.support.loader_cli import run_loader
+from tests.support.log_audit import audit
 from tests.support.podman import podman
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +121,12 @@ class LocalStack:
             },
             "model": {"name": MODEL_NAME, "version": version, "digest": digest},
             "auth": {"mode": "existingSecret", "existingSecret": {"name": self.secret_name}},
-            "app": {"port": self.app_port, "listenAddress": "127.0.0.1", "workers": 2},
+            "app": {
+                "port": self.app_port,
+                "listenAddress": "127.0.0.1",
+                "workers": 2,
+                "drainSeconds": 1,  # no load balancer to drain locally: quick replacements
+            },
             "tests": {"enabled": False},
         }
 
@@ -180,7 +186,7 @@ class LocalStack:
 
     def logs(self, container: str) -> str:
         result = podman("logs", f"{self.pod_name}-{container}", check=False)
-        return result.stdout + result.stderr
+        return audit(f"pod container {container}", result.stdout + result.stderr)
 
     def container_state(self, container: str) -> dict:
         result = podman(

@@ -1,0 +1,167 @@
+"""Hostile input over HTTP against a real gunicorn: generated requests never get a 5xx or
+crash a worker; every client error is a 4xx JSON body.
+
+schemathesis generates requests from the OpenAPI document the app serves (/openapi.json);
+hypothesis generates arbitrary JSON for the inference routes. FUZZ_EXAMPLES sets the
+examples per operation (`make reliability` runs 10,000+ requests in all).
+"""
+
+import json
+import os
+from collections import Counter
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from app.openapi import SPEC
+from tests.support.gunicorn_server import GunicornServer
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+STATUS_CLASSES: Counter = Counter()  # "2xx"/"4xx"/"5xx" -> requests, across this module
+
+
+@pytest.fixture(scope="module")
+def server(sample):
+    with GunicornServer(sample["env"], workers=2) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def workers_at_start(server) -> list[int]:
+    return sorted(server.worker_pids())
+
+
+def record(response) -> None:
+    STATUS_CLASSES[f"{response.status_code // 100}xx"] += 1
+
+
+def assert_client_error_is_json(response) -> None:
+    """A requests or schemathesis response: below 500, and a 4xx is {"error": "..."}."""
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    if response.status_code >= 400:
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        content_type = headers.get("content-type", "")
+        if isinstance(content_type, list):
+            (content_type,) = content_type
+        assert content_type == "application/json", (response.status_code, response.text[:300])
+        assert isinstance(response.json()["error"], str)
+
+
+schema = schemathesis.openapi.from_dict(SPEC)  # what /openapi.json serves (tested below)
+
+
+def test_the_served_openapi_document_is_the_one_fuzzed(server, workers_at_start):
+    assert requests.get(server.url + "/openapi.json", timeout=10).json() == SPEC
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_schemathesis_requests_get_documented_answers_and_never_a_5xx(case, server):
+    response = case.call(base_url=server.url, timeout=30)
+    record(response)
+
+    # Not a 5xx; status, content type, headers and body as documented. Schema-valid bodies
+    # may still be a 400: a tensor's data must fill its shape, which JSON Schema can't say.
+    case.validate_response(response, excluded_checks=[positive_data_acceptance])
+    assert_client_error_is_json(response)
+
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=8) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=80,
+)
+DATATYPES = st.sampled_from(["FP32", "FP64", "INT64", "BOOL", "BYTES", "UINT8", "fp32", ""])
+OIP_INPUT = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["pixels", "label", ""]) | st.text(max_size=8),
+        "shape": st.lists(st.integers(min_value=-2, max_value=70), max_size=4) | JSON_VALUES,
+        "datatype": DATATYPES | JSON_VALUES,
+        "data": st.lists(st.floats() | st.integers() | st.booleans(), max_size=130) | JSON_VALUES,
+    }
+)
+INFER_BODIES = st.fixed_dictionaries(
+    {"inputs": st.lists(OIP_INPUT, max_size=3) | JSON_VALUES},
+    optional={
+        "id": JSON_VALUES,
+        "outputs": st.lists(st.fixed_dictionaries({"name": JSON_VALUES}), max_size=3),
+        "parameters": JSON_VALUES,
+    },
+)
+PREDICT_BODIES = st.fixed_dictionaries(
+    {
+        "instances": st.lists(
+            st.lists(st.floats(width=32) | st.integers(), min_size=60, max_size=66) | JSON_VALUES,
+            max_size=10,
+        )
+    }
+)
+
+
+@given(
+    path=st.sampled_from(
+        ["/predict", "/v2/models/digits/infer", "/v2/models/digits/versions/1/infer"]
+    ),
+    body=JSON_VALUES | INFER_BODIES | PREDICT_BODIES,
+)
+@FUZZ_SETTINGS
+def test_arbitrary_json_to_the_inference_routes_is_answered_without_a_5xx(server, path, body):
+    # json.dumps writes NaN/Infinity literals for non-finite floats: those must be 400s too.
+    response = requests.post(
+        server.url + path,
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    record(response)
+
+    assert_client_error_is_json(response)
+
+
+@given(
+    path=st.sampled_from(["/predict", "/v2/models/digits/infer"]),
+    content_type=st.sampled_from(
+        ["application/json", "text/plain", "application/x-www-form-urlencoded", "", "*/*"]
+    ),
+    raw=st.binary(max_size=2000),
+)
+@FUZZ_SETTINGS
+def test_arbitrary_bytes_are_a_4xx(server, path, content_type, raw):
+    response = requests.post(
+        server.url + path, data=raw, headers={"Content-Type": content_type}, timeout=30
+    )
+    record(response)
+
+    assert 400 <= response.status_code < 500
+    assert_client_error_is_json(response)
+
+
+def test_no_worker_crashed_or_restarted(server, workers_at_start):
+    total = sum(STATUS_CLASSES.values())
+    print(f"\nFUZZ: {total} requests, by status class {dict(sorted(STATUS_CLASSES.items()))}")
+
+    assert STATUS_CLASSES["5xx"] == 0
+    assert sorted(server.worker_pids()) == workers_at_start
+    logs = server.logs()
+    assert "Traceback" not in logs and "WORKER TIMEOUT" not in logs and "Booting worker" in logs

@@ -1,0 +1,161 @@
+"""A fault-injecting HTTP/1.1 proxy in front of a real Azurite, on loopback.
+
+Point the loader at it with `Azurite(port=proxy.port).loader_env(...)`: the account name and
+key are Azurite's, only the endpoint changes. GETs whose path contains `match` get the fault
+the first `times` times, then pass through:
+
+- reset:    forward `after_bytes` of the body, then abort the connection (TCP RST)
+- busy:     answer 503 ServerBusy, as Blob Storage does when throttling, without forwarding
+- stall:    forward `after_bytes`, then send nothing for `stall_seconds`, then close
+- truncate: send the true Content-Length, then close cleanly (FIN) after `after_bytes`
+"""
+
+import http.client
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.net import free_port
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+BLOCK = 256 * 1024
+SERVER_BUSY = (
+    b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
+    b"<Message>The server is busy.</Message></Error>"
+)
+
+
+@dataclass
+class Fault:
+    kind: str  # reset | busy | stall | truncate
+    times: int = 1  # how many matching responses get it; a large number means always
+    after_bytes: int = 1024 * 1024
+    stall_seconds: float = 5.0
+
+
+class FaultProxy:
+    """Use as a context manager. Counts: `injected` faults, `forwarded` requests, and
+    `store_down`: requests that found the upstream unreachable (their connection is reset)."""
+
+    def __init__(self, upstream_port: int, fault: Fault | None, match: str = "model.onnx"):
+        self.upstream_port = upstream_port
+        self.fault = fault
+        self.match = match
+        self.port = free_port()
+        self.injected = 0
+        self.forwarded = 0
+        self.store_down = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            fault = self.fault
+            if fault is None or method != "GET" or self.match not in path:
+                return None
+            if self.injected >= fault.times:
+                return None
+            self.injected += 1
+            return fault
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.forward()
+
+            do_HEAD = do_PUT = do_DELETE = do_POST = do_GET
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fault = proxy.take_fault(self.command, self.path)
+                if fault and fault.kind == "busy":
+                    self.answer_busy()
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                except OSError:
+                    with proxy._lock:
+                        proxy.store_down += 1
+                    self.abort()  # the store is down: the client sees its connection drop
+                    return
+                with proxy._lock:
+                    proxy.forwarded += 1
+                try:
+                    self.relay(response, fault)
+                finally:
+                    upstream.close()
+
+            def relay(self, response: http.client.HTTPResponse, fault: Fault | None) -> None:
+                chunked = response.getheader("Content-Length") is None
+                payload = response.read() if chunked and self.command != "HEAD" else None
+                self.send_response_only(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in HOP_BY_HOP:
+                        self.send_header(name, value)
+                if payload is not None:
+                    self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if payload is not None:
+                    self.wfile.write(payload)
+                    return
+                if self.command == "HEAD":
+                    return
+                limit = fault.after_bytes if fault else None
+                sent = 0
+                while block := response.read(BLOCK if limit is None else min(BLOCK, limit - sent)):
+                    self.wfile.write(block)
+                    sent += len(block)
+                    if limit is not None and sent >= limit:
+                        break
+                if fault is None:
+                    return
+                if fault.kind == "reset":
+                    self.abort()
+                elif fault.kind == "stall":
+                    proxy._stopping.wait(fault.stall_seconds)
+                    self.close_connection = True
+                elif fault.kind == "truncate":
+                    self.close_connection = True
+
+            def answer_busy(self) -> None:
+                self.send_response_only(503, "Server Busy")
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("x-ms-error-code", "ServerBusy")
+                self.send_header("Content-Length", str(len(SERVER_BUSY)))
+                self.end_headers()
+                self.wfile.write(SERVER_BUSY)
+
+            def abort(self) -> None:
+                """Close with a TCP RST instead of a FIN."""
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.close_connection = True
+                self.connection.close()
+
+        return Handler
+
+    def __enter__(self) -> "FaultProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
