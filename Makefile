@@ -83,7 +83,8 @@ test: setup ## Lint, then every test but benchmarks and the long reliability run
 
 .PHONY: reliability
 reliability: setup ## Load (60 s at c=64), shutdown, 10,000+ fuzzed requests, storage faults, checkov, secrets in logs
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} $(PYTEST) tests/reliability -s -p no:cacheprovider
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1100} FUZZ_MIN_REQUESTS=10000 \
+	  $(PYTEST) tests/reliability -s -p no:cacheprovider
 
 .PHONY: bench
 bench: setup ## Benchmarks (tests/benchmarks), figures printed side by side

@@ -15,7 +15,7 @@ def decode_input(body: object, spec: TensorSpec, max_batch: int) -> np.ndarray:
     name = body.get("name")
     datatype = body.get("datatype")
     shape = body.get("shape")
-    if datatype not in OIP_DATATYPES:
+    if not isinstance(datatype, str) or datatype not in OIP_DATATYPES:
         raise ApiError(400, f"input {name!r}: unknown datatype {datatype!r}")
     if datatype != spec.datatype:
         raise ApiError(

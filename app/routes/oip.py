@@ -56,7 +56,7 @@ def infer(name: str, version: str | None = None):
     specs = {spec.name: spec for spec in model.inputs}
     arrays = {}
     for item in body["inputs"]:
-        item_name = item.get("name") if isinstance(item, dict) else None
+        item_name = _name_of(item)
         if item_name not in specs:
             raise ApiError(400, f"unknown input {item_name!r}; the model takes {sorted(specs)}")
         if item_name in arrays:
@@ -92,10 +92,13 @@ def _requested_outputs(requested: object, model):
         raise ApiError(400, '"outputs" must be a list of {"name": ...}')
     chosen = []
     for item in requested:
-        item_name = item.get("name") if isinstance(item, dict) else None
+        item_name = _name_of(item)
         if item_name not in by_name:
             raise ApiError(400, f"unknown output {item_name!r}; the model has {sorted(by_name)}")
-        if (item.get("parameters") or {}).get("binary_data"):
+        parameters = item.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ApiError(400, f"output {item_name!r}: parameters must be an object")
+        if parameters.get("binary_data"):
             raise ApiError(
                 400,
                 "the binary tensor data extension is not supported; "
@@ -103,3 +106,9 @@ def _requested_outputs(requested: object, model):
             )
         chosen.append(by_name[item_name])
     return chosen
+
+
+def _name_of(item: object) -> str | None:
+    """An input's or output's "name", when it is a string (anything else names nothing)."""
+    name = item.get("name") if isinstance(item, dict) else None
+    return name if isinstance(name, str) else None

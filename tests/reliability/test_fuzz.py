@@ -23,6 +23,7 @@ from tests.support.gunicorn_server import GunicornServer
 pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+MIN_REQUESTS = int(os.environ.get("FUZZ_MIN_REQUESTS", "0"))  # make reliability: 10,000
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -119,11 +120,24 @@ PREDICT_BODIES = st.fixed_dictionaries(
 )
 
 
+# Well-formed requests with random values: the success path under fuzzing too.
+ROWS = st.lists(
+    st.lists(st.floats(-1e6, 1e6, width=32), min_size=64, max_size=64), min_size=1, max_size=8
+)
+VALID_PREDICT = st.builds(lambda rows: {"instances": rows}, ROWS)
+VALID_INFER = st.builds(
+    lambda rows: {
+        "inputs": [{"name": "pixels", "shape": [len(rows), 64], "datatype": "FP32", "data": rows}]
+    },
+    ROWS,
+)
+
+
 @given(
     path=st.sampled_from(
         ["/predict", "/v2/models/digits/infer", "/v2/models/digits/versions/1/infer"]
     ),
-    body=JSON_VALUES | INFER_BODIES | PREDICT_BODIES,
+    body=JSON_VALUES | INFER_BODIES | PREDICT_BODIES | VALID_PREDICT | VALID_INFER,
 )
 @FUZZ_SETTINGS
 def test_arbitrary_json_to_the_inference_routes_is_answered_without_a_5xx(server, path, body):
@@ -162,6 +176,8 @@ def test_no_worker_crashed_or_restarted(server, workers_at_start):
     print(f"\nFUZZ: {total} requests, by status class {dict(sorted(STATUS_CLASSES.items()))}")
 
     assert STATUS_CLASSES["5xx"] == 0
+    assert STATUS_CLASSES["2xx"] > EXAMPLES / 10  # the fuzz reached the success path
+    assert total >= MIN_REQUESTS
     assert sorted(server.worker_pids()) == workers_at_start
     logs = server.logs()
     assert "Traceback" not in logs and "WORKER TIMEOUT" not in logs and "Booting worker" in logs
