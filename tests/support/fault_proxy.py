@@ -35,6 +35,13 @@ class Fault:
     stall_seconds: float = 5.0
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client (the loader, mid-retry) dropping its connection is no error here."""
+
+
 class FaultProxy:
     """Use as a context manager. Counts: `injected` faults, `forwarded` requests, and
     `store_down`: requests that found the upstream unreachable (their connection is reset)."""
@@ -49,8 +56,7 @@ class FaultProxy:
         self.store_down = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
