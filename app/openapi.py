@@ -5,6 +5,7 @@ is a JSON `{"error": "..."}` with a 4xx status.
 """
 
 from app import __version__
+from app.model import OIP_DATATYPES
 
 JSON = "application/json"
 
@@ -90,22 +91,24 @@ _TENSOR_DATA = {
     "type": "array",
     "items": {},
 }
-_DATATYPES = [
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-]
+_DATATYPE = {"type": "string", "enum": sorted(OIP_DATATYPES)}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+
+
+def _tensor(**extra: dict) -> dict:
+    """An OIP tensor in a request or a response: name, shape, datatype, data (+ extra)."""
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "shape": _SHAPE,
+            "datatype": _DATATYPE,
+            **extra,
+            "data": _TENSOR_DATA,
+        },
+        "required": ["name", "shape", "datatype", "data"],
+    }
+
 
 SPEC = {
     "openapi": "3.0.3",
@@ -174,7 +177,7 @@ SPEC = {
                 "type": "object",
                 "properties": {
                     "name": {"type": "string"},
-                    "datatype": {"type": "string", "enum": _DATATYPES},
+                    "datatype": _DATATYPE,
                     "shape": {"type": "array", "items": {"type": "integer", "minimum": -1}},
                 },
                 "required": ["name", "datatype", "shape"],
@@ -196,17 +199,7 @@ SPEC = {
                 },
                 "required": ["name", "platform", "inputs", "outputs"],
             },
-            "RequestInput": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "shape": _SHAPE,
-                    "datatype": {"type": "string", "enum": _DATATYPES},
-                    "parameters": {"type": "object"},
-                    "data": _TENSOR_DATA,
-                },
-                "required": ["name", "shape", "datatype", "data"],
-            },
+            "RequestInput": _tensor(parameters={"type": "object"}),
             "RequestOutput": {
                 "type": "object",
                 "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
@@ -228,16 +221,7 @@ SPEC = {
                 },
                 "required": ["inputs"],
             },
-            "ResponseOutput": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "shape": _SHAPE,
-                    "datatype": {"type": "string", "enum": _DATATYPES},
-                    "data": _TENSOR_DATA,
-                },
-                "required": ["name", "shape", "datatype", "data"],
-            },
+            "ResponseOutput": _tensor(),
             "InferenceResponse": {
                 "type": "object",
                 "properties": {

@@ -2,9 +2,10 @@
 
 import json
 
-from flask import current_app, request
+from flask import request
 
 from app.errors import ApiError
+from app.service import service
 
 
 def json_body() -> object:
@@ -13,9 +14,9 @@ def json_body() -> object:
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ApiError(415, f"content type {mimetype!r} is not supported; send application/json")
     raw = request.get_data(cache=False)  # werkzeug raises 413 past MAX_CONTENT_LENGTH
-    if len(raw) > current_app.config["MAX_CONTENT_LENGTH"] - 1:
+    if len(raw) > service().config.max_request_bytes:
         # werkzeug cuts a chunked body off at MAX_CONTENT_LENGTH without an error; that is
-        # set one byte over our limit, so a body cut there is over the limit.
+        # set one byte over our limit (create_app), so a body cut there is over the limit.
         raise ApiError(413, "request body too large")
     try:
         return json.loads(raw, parse_constant=_refuse_constant)
