@@ -37,12 +37,6 @@ def client(config: AppConfig):
 
 
 @pytest.fixture(scope="session")
-def gunicorn(model_root: Path, sample: dict):
-    env = {
-        "MODEL_ROOT": str(model_root),
-        "MODEL_NAME": "digits",
-        "MODEL_VERSION": "1",
-        "MODEL_DIGEST": sample["digest"],
-    }
-    with GunicornServer(env, workers=2) as server:
+def gunicorn(sample: dict):
+    with GunicornServer(sample["env"], workers=2) as server:
         yield server

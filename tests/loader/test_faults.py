@@ -3,8 +3,6 @@
 import contextlib
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,8 +11,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from tests.support.azurite import Azurite
-from tests.support.loader_cli import REPO_ROOT, run_loader
-from tests.support.log_audit import audit
+from tests.support.loader_cli import run_loader, start_loader, wait_loader
 
 BLOB_BYTES = 192 * 1024 * 1024
 pytestmark = pytest.mark.slow
@@ -46,31 +43,9 @@ def big_model(own_azurite, tmp_path) -> dict[str, str]:
     return env
 
 
-def start_fetch(env: dict[str, str], dest: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "model_loader",
-            "fetch",
-            "--name",
-            "big",
-            "--version",
-            "1",
-            "--dest",
-            str(dest),
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def fetch_then_stop_the_store(server: Azurite, env: dict[str, str], dest: Path):
     """Start a fetch, stop Azurite once 16 MiB have landed; the fetch is still running."""
-    fetch = start_fetch(env, dest)
+    fetch = start_loader(env, "fetch", "--name", "big", "--version", "1", "--dest", str(dest))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         partial = list((dest / "big").glob(".1.partial-*/model.onnx")) if dest.exists() else []
@@ -89,10 +64,10 @@ def test_blob_store_gone_mid_download_exits_6_and_installs_nothing(
     env = dict(big_model, MODEL_FETCH_RETRIES="2", MODEL_FETCH_BACKOFF_SECONDS="0.2")
     fetch = fetch_then_stop_the_store(own_azurite, env, dest)
     stopped_at = time.monotonic()
-    stderr = audit("model_loader fetch", fetch.communicate(timeout=120)[1])
+    result = wait_loader(fetch, timeout=120)
 
-    assert fetch.returncode == 6, stderr
-    assert "big/1/model.onnx" in stderr.splitlines()[-1]
+    assert result.returncode == 6, result.stderr
+    assert "big/1/model.onnx" in result.stderr.splitlines()[-1]
     assert time.monotonic() - stopped_at < 30
     assert list((dest / "big").iterdir()) == []
 
@@ -105,9 +80,9 @@ def test_blob_store_back_after_a_restart_is_retried_to_a_verified_install(
     fetch = fetch_then_stop_the_store(own_azurite, env, dest)
     time.sleep(1.5)
     own_azurite.start()
-    stderr = audit("model_loader fetch", fetch.communicate(timeout=180)[1])
+    result = wait_loader(fetch, timeout=180)
 
-    assert fetch.returncode == 0, stderr
+    assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (dest / "big").iterdir()) == ["1"]
     verified = run_loader(big_model, "verify", str(dest / "big" / "1"))
     assert verified.returncode == 0, verified.stderr

@@ -3,8 +3,6 @@ after retries into a verified install, or ends with exit 6 naming the blob; neve
 install. Each case prints its outcome and time (the closing note quotes the table)."""
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,8 +11,7 @@ import pytest
 
 from tests.support.azurite import Azurite
 from tests.support.fault_proxy import Fault, FaultProxy
-from tests.support.loader_cli import REPO_ROOT, LoaderRun, run_loader
-from tests.support.log_audit import audit
+from tests.support.loader_cli import LoaderRun, run_loader, start_loader, wait_loader
 
 pytestmark = pytest.mark.slow
 
@@ -126,27 +123,24 @@ def test_azurite_killed_and_restarted_mid_download_is_retried_into_a_verified_in
         published_here = run_loader(store.loader_env(**settings), "publish", str(source), *args)
         assert published_here.returncode == 0, published_here.stderr
         started = time.monotonic()
-        fetch = subprocess.Popen(
-            [sys.executable, "-m", "model_loader", "fetch", *args, "--dest", str(tmp_path / "m")],
-            env=Azurite(port=proxy.port).loader_env(**settings),
-            cwd=REPO_ROOT,
-            stderr=subprocess.PIPE,
-            text=True,
+        fetch = start_loader(
+            Azurite(port=proxy.port).loader_env(**settings),
+            *("fetch", *args, "--dest", str(tmp_path / "m")),
         )
         while proxy.injected == 0 and fetch.poll() is None:
             time.sleep(0.01)
         store.stop(keep_data=True)
         time.sleep(1.5)
         store.start()
-        stderr = audit("model_loader fetch", fetch.communicate(timeout=120)[1])
+        result = wait_loader(fetch, timeout=120)
         seconds = time.monotonic() - started
         OUTCOMES.append(
-            f"{'azurite restarted':18} exit {fetch.returncode} (verified) {seconds:5.2f}s, "
+            f"{'azurite restarted':18} exit {result.returncode} (verified) {seconds:5.2f}s, "
             f"{proxy.store_down} requests found it down"
         )
 
         assert proxy.store_down > 0, "no request found the store down"
-        assert fetch.returncode == 0, stderr
+        assert result.returncode == 0, result.stderr
         verified = run_loader(
             store.loader_env(**settings), "verify", str(tmp_path / "m" / NAME / VERSION)
         )

@@ -10,7 +10,8 @@ from tests.support.sample_model import export_onnx, train
 
 
 def install_sample_model(root: Path, name: str = "digits", version: str = "1") -> dict:
-    """Train, export and install under root/name/version; returns digest and test data."""
+    """Train, export and install under root/name/version; returns digest, test data and
+    the app's env for it."""
     model, x_test, y_test = train()
     directory = root / name / version
     directory.mkdir(parents=True)
@@ -40,4 +41,10 @@ def install_sample_model(root: Path, name: str = "digits", version: str = "1") -
         "y_test": y_test,
         "sklearn_model": model,
         "directory": directory,
+        "env": {  # what the chart gives the app for this model
+            "MODEL_ROOT": str(root),
+            "MODEL_NAME": name,
+            "MODEL_VERSION": version,
+            "MODEL_DIGEST": digest_of(raw),
+        },
     }

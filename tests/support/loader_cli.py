@@ -24,6 +24,25 @@ class LoaderRun:
         return lines[0]
 
 
+def start_loader(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """The CLI in the background, for a test that breaks something while it runs."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "model_loader", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_loader(process: subprocess.Popen, timeout: float = 120) -> LoaderRun:
+    """Its outcome, with both outputs audited for secrets."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    source = "model_loader (background)"
+    return LoaderRun(process.returncode, audit(source, stdout), audit(source, stderr))
+
+
 def run_loader(env: dict[str, str], *args: str, timeout: float = 120) -> LoaderRun:
     result = subprocess.run(
         [sys.executable, "-m", "model_loader", *args],
