@@ -62,15 +62,18 @@ class GunicornServer:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
+        """Live, with every worker forked: the master forks them one by one, so the first
+        may answer while the next is not there yet."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited {self.process.returncode}: {self.logs()}")
             try:
-                if requests.get(self.url + "/v2/health/live", timeout=1).ok:
-                    return
+                live = requests.get(self.url + "/v2/health/live", timeout=1).ok
             except requests.ConnectionError:
-                pass
+                live = False
+            if live and len(self.worker_pids()) == self.workers:
+                return
             time.sleep(0.1)
         raise TimeoutError(f"gunicorn not up after {timeout}s: {self.logs()}")
 
