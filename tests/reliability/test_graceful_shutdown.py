@@ -82,36 +82,36 @@ def wait_for_log(server: GunicornServer, text: str, timeout: float) -> float:
 def test_sigterm_drains_then_every_accepted_request_completes(sample):
     rows = sample["x_test"][:4].tolist()
     expected = sample["sklearn_model"].predict(sample["x_test"][:1]).tolist()
-    server = GunicornServer(
+    with GunicornServer(
         {**sample["env"], "SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS)}, workers=2
-    ).start()
-    balancer = LoadBalancer(server.url, {"instances": rows})
-    threads = [threading.Thread(target=balancer.client) for _ in range(CLIENTS)]
-    threads.append(threading.Thread(target=balancer.probe))
-    for thread in threads:
-        thread.start()
-    time.sleep(2)  # steady load
+    ) as server:
+        balancer = LoadBalancer(server.url, {"instances": rows})
+        threads = [threading.Thread(target=balancer.client) for _ in range(CLIENTS)]
+        threads.append(threading.Thread(target=balancer.probe))
+        for thread in threads:
+            thread.start()
+        time.sleep(2)  # steady load
 
-    sigterm_at = time.monotonic()
-    os.kill(server.process.pid, signal.SIGTERM)
-    # A slow client: starts a request during the drain and sends the rest of its body only
-    # once the master has closed the listeners, so the request is in flight across the stop.
-    time.sleep(DRAIN_SECONDS - 0.7)
-    body = json.dumps({"instances": sample["x_test"][:1].tolist()}).encode()
-    slow = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    slow.putrequest("POST", "/predict")
-    slow.putheader("Content-Type", "application/json")
-    slow.putheader("Content-Length", str(len(body)))
-    slow.endheaders(body[: len(body) // 2])
-    closed_at = wait_for_log(server, "drained: closing the listeners", timeout=10)
-    time.sleep(0.3)
-    slow.send(body[len(body) // 2 :])
-    slow_response = slow.getresponse()
-    slow_status, slow_body = slow_response.status, json.loads(slow_response.read())
-    for thread in threads:
-        thread.join(timeout=60)
-    exit_code = server.process.wait(timeout=60)
-    exited_at = time.monotonic()
+        sigterm_at = time.monotonic()
+        os.kill(server.process.pid, signal.SIGTERM)
+        # A slow client: starts a request during the drain and sends the rest of its body only
+        # once the master has closed the listeners, so the request is in flight across the stop.
+        time.sleep(DRAIN_SECONDS - 0.7)
+        body = json.dumps({"instances": sample["x_test"][:1].tolist()}).encode()
+        slow = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        slow.putrequest("POST", "/predict")
+        slow.putheader("Content-Type", "application/json")
+        slow.putheader("Content-Length", str(len(body)))
+        slow.endheaders(body[: len(body) // 2])
+        closed_at = wait_for_log(server, "drained: closing the listeners", timeout=10)
+        time.sleep(0.3)
+        slow.send(body[len(body) // 2 :])
+        slow_response = slow.getresponse()
+        slow_status, slow_body = slow_response.status, json.loads(slow_response.read())
+        for thread in threads:
+            thread.join(timeout=60)
+        exit_code = server.process.wait(timeout=60)
+        exited_at = time.monotonic()
 
     outcomes = balancer.outcomes
     in_flight = [o for o in outcomes if o.started < sigterm_at < o.finished]
@@ -137,14 +137,14 @@ def test_sigterm_drains_then_every_accepted_request_completes(sample):
 
 
 def test_a_second_sigterm_stops_without_waiting_for_the_drain(sample):
-    server = GunicornServer({**sample["env"], "SHUTDOWN_DRAIN_SECONDS": "60"}, workers=1).start()
-    os.kill(server.process.pid, signal.SIGTERM)
-    wait_for_log(server, "draining for 60.0s", timeout=5)
-    assert requests.get(server.url + "/v2/health/ready", timeout=5).status_code == 503
-    assert requests.get(server.url + "/v2/health/live", timeout=5).status_code == 200
+    with GunicornServer({**sample["env"], "SHUTDOWN_DRAIN_SECONDS": "60"}, workers=1) as server:
+        os.kill(server.process.pid, signal.SIGTERM)
+        wait_for_log(server, "draining for 60.0s", timeout=5)
+        assert requests.get(server.url + "/v2/health/ready", timeout=5).status_code == 503
+        assert requests.get(server.url + "/v2/health/live", timeout=5).status_code == 200
 
-    started = time.monotonic()
-    os.kill(server.process.pid, signal.SIGTERM)
+        started = time.monotonic()
+        os.kill(server.process.pid, signal.SIGTERM)
 
-    assert server.process.wait(timeout=30) == 0
-    assert time.monotonic() - started < 10
+        assert server.process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 10

@@ -1,6 +1,7 @@
 """A real gunicorn serving `app:create_app()` on a free loopback port."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,22 +27,24 @@ class GunicornServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    scratch: Path | None = None  # the log and PROMETHEUS_MULTIPROC_DIR, removed by stop()
+    _final_log: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> "GunicornServer":
-        multiproc = tempfile.mkdtemp(prefix="prom-multiproc-")
+        self.scratch = Path(tempfile.mkdtemp(prefix="gunicorn-"))
         env = {
             **os.environ,
-            "PROMETHEUS_MULTIPROC_DIR": multiproc,
+            "PROMETHEUS_MULTIPROC_DIR": str(self.scratch / "prometheus"),
             **self.env,
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(self.port),
             "WEB_CONCURRENCY": str(self.workers),
         }
-        self.log_path = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
+        self.log_path = self.scratch / "gunicorn.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -58,7 +61,11 @@ class GunicornServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_ready(timeout)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -78,6 +85,8 @@ class GunicornServer:
         raise TimeoutError(f"gunicorn not up after {timeout}s: {self.logs()}")
 
     def logs(self) -> str:
+        if self._final_log is not None:
+            return self._final_log
         return audit("gunicorn", self.log_path.read_text()) if self.log_path else ""
 
     def worker_pids(self) -> list[int]:
@@ -93,7 +102,9 @@ class GunicornServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self.logs()  # audited for secrets, whatever the test read
+        if self.scratch and self._final_log is None:
+            self._final_log = self.logs()  # audited for secrets, whatever the test read
+            shutil.rmtree(self.scratch)
 
     def __enter__(self) -> "GunicornServer":
         return self.start()
