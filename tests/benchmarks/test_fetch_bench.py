@@ -6,7 +6,7 @@ ratios. Before each run the previous output is deleted and the benchmark waits
 FETCH_BENCH_SETTLE_SECONDS: this VM hands freed pages back to its host within ~2 s, and
 writing into pages that must come back costs ~2 s of kernel time per GiB, so without the
 pause each contestant's speed would depend on what ran before it. With it, every contestant
-writes into cold pages, as an init container does on a fresh emptyDir.
+writes into cold pages.
 """
 
 import os
