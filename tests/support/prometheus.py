@@ -43,8 +43,21 @@ class Prometheus:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port)
+        try:
+            wait_for_port(self.port)
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        """/-/ready: the port opens before the TSDB is up, and queries answer 503 until then."""
+        deadline = time.monotonic() + timeout
+        while requests.get(self.url + "/-/ready", timeout=5).status_code != 200:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus not ready (exit code {self.process.poll()})")
+            time.sleep(0.1)
 
     def query(self, expression: str, timeout: float = 30) -> list[dict]:
         """The instant-query result, waiting until it is non-empty (scrapes take a moment)."""
