@@ -111,11 +111,11 @@ chart-docs: node ## Regenerate the parameter table in chart/README.md from value
 	readme-generator --values chart/values.yaml --readme chart/README.md
 
 .PHONY: preflight
-preflight: venv ## Release pre-flight: the model pinned in VALUES (and its digest) exists in Blob
-	$(PY) -m model_loader check $$($(PY) -c 'import sys, yaml; \
-	  m = yaml.safe_load(open(sys.argv[1]))["model"]; \
-	  print("--name", m["name"], "--version", m["version"], \
-	        *(["--digest", m["digest"]] if m.get("digest") else []))' $(VALUES))
+HELM ?= $(HELM_V4)
+HELM_ARGS ?=
+preflight: venv helm ## Release pre-flight: the model the chart (VALUES + HELM_ARGS) pins, and its digest, exist in Blob
+	manifests=$$($(HELM) template preflight chart --values $(VALUES) $(HELM_ARGS)); \
+	$(PY) -m model_loader.preflight <<< "$$manifests"
 
 # ---------------------------------------------------------------- images & local system
 BASE_IMAGE ?= python:3.12-slim

@@ -37,9 +37,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The helm test pod's labels: not the selector labels, so no Service or policy picks it. */}}
 {{- define "ai-app.testLabels" -}}
 helm.sh/chart: {{ include "ai-app.chart" . }}
+{{ include "ai-app.testSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ai-app.testSelectorLabels" -}}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: helm-test
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
@@ -72,12 +76,12 @@ checkov.io/skip3: "CKV2_K8S_6=networkPolicy.enabled is false by choice: the name
 {{- end }}
 {{- end }}
 
-{{/* repository:tag or repository@digest; the tag defaults to the chart's appVersion. */}}
+{{/* repository:tag or repository@digest; the tag defaults to the chart's appVersion. `key` names the value. */}}
 {{- define "ai-app.image" -}}
 {{- if .digest }}
 {{- printf "%s@%s" .repository .digest }}
 {{- else }}
-{{- printf "%s:%s" .repository (default .appVersion .tag) }}
+{{- printf "%s:%s" .repository (include "ai-app.string" (list (printf "%s.tag" .key) (default .appVersion .tag))) }}
 {{- end }}
 {{- end }}
 
@@ -97,4 +101,72 @@ checkov.io/skip3: "CKV2_K8S_6=networkPolicy.enabled is false by choice: the name
 {{- if and (eq .Values.auth.mode "existingSecret") (not .Values.auth.existingSecret.name) }}
 {{- fail "auth.existingSecret.name is required when auth.mode=existingSecret (a Secret holding AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_SAS_TOKEN)" }}
 {{- end }}
+{{- end }}
+
+{{/*
+A value that becomes a string in the pod, rendered exactly as written: call with
+(list "key.path" value). `--set x=20240101` gives an int64, rendered as written; a values
+file gives every number as a float64, which renders 20240101 as 2.0240101e+07 and 1.0 as 1,
+so it is refused with the fix rather than deployed as another version.
+*/}}
+{{- define "ai-app.string" -}}
+{{- $key := index . 0 }}{{ $value := index . 1 }}
+{{- if kindIs "float64" $value }}
+{{- $meant := ternary (toString (int64 $value)) (toString $value) (eq (float64 (int64 $value)) $value) }}
+{{- fail (printf "%s must be a quoted string: a values file gives helm the number %v here, and numbers lose their form (20240101 becomes 2.0240101e+07, 1.0 becomes 1); write it in quotes as meant, e.g. %s: \"%s\", or use --set-string" $key $value (last (splitList "." $key)) $meant) }}
+{{- end }}
+{{- toString $value }}
+{{- end }}
+
+{{/* A Kubernetes quantity (e.g. a size): whole numbers as integers, never in e-notation. */}}
+{{- define "ai-app.quantity" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
+{{/*
+The contract shared by the loader and the app, written into the pod template itself: a pod
+of an old ReplicaSet (restarted, or replaced during a rollout) keeps the model it was made
+for, since `helm upgrade` can't edit what it reads.
+*/}}
+{{- define "ai-app.modelEnv" -}}
+- name: MODEL_NAME
+  value: {{ include "ai-app.string" (list "model.name" .Values.model.name) | quote }}
+- name: MODEL_VERSION
+  value: {{ include "ai-app.string" (list "model.version" .Values.model.version) | quote }}
+- name: MODEL_DIGEST
+  value: {{ .Values.model.digest | quote }}
+- name: MODEL_ROOT
+  value: {{ .Values.model.root | quote }}
+{{- end }}
+
+{{/* What only the loader needs: where the models are and how to reach them. */}}
+{{- define "ai-app.storageEnv" -}}
+- name: MODEL_CONTAINER
+  value: {{ include "ai-app.string" (list "storage.container" .Values.storage.container) | quote }}
+- name: AZURE_STORAGE_ACCOUNT_URL
+  value: {{ .Values.storage.accountUrl | quote }}
+- name: AZURE_STORAGE_AUTH
+  value: {{ include "ai-app.loaderAuth" . | quote }}
+{{- end }}
+
+{{/* The app's settings (gunicorn and request limits), each an exact integer string. */}}
+{{- define "ai-app.appEnv" -}}
+- name: APP_HOST
+  value: {{ .Values.app.listenAddress | quote }}
+- name: APP_PORT
+  value: {{ .Values.app.port | int64 | quote }}
+- name: WEB_CONCURRENCY
+  value: {{ .Values.app.workers | int64 | quote }}
+- name: GUNICORN_THREADS
+  value: {{ .Values.app.threads | int64 | quote }}
+- name: GUNICORN_GRACEFUL_TIMEOUT
+  value: {{ .Values.app.gracefulTimeoutSeconds | int64 | quote }}
+- name: SHUTDOWN_DRAIN_SECONDS
+  value: {{ .Values.app.drainSeconds | int64 | quote }}
+- name: MAX_BATCH_SIZE
+  value: {{ .Values.app.maxBatchSize | int64 | quote }}
+- name: MAX_REQUEST_BYTES
+  value: {{ .Values.app.maxRequestBytes | int64 | quote }}
+- name: PROMETHEUS_MULTIPROC_DIR
+  value: /run/prometheus
 {{- end }}

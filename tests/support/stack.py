@@ -131,7 +131,7 @@ class LocalStack:
         }
 
     def render(self, version: str, digest: str = "") -> list[dict]:
-        """The chart's objects for this machine's podman: the ConfigMap and the Deployment."""
+        """The chart's Deployment, adjusted for this machine's podman."""
         result = subprocess.run(
             [helm_binary(), "template", self.release, str(REPO_ROOT / "chart"), "--values", "-"],
             input=yaml.safe_dump(self.values(version, digest)),
@@ -140,8 +140,8 @@ class LocalStack:
             check=True,
         )
         objects = [o for o in yaml.safe_load_all(result.stdout) if o]
-        kept = [o for o in objects if o["kind"] in ("ConfigMap", "Deployment")]
-        spec = next(o for o in kept if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+        kept = [o for o in objects if o["kind"] == "Deployment"]
+        spec = kept[0]["spec"]["template"]["spec"]
         # podman 4.3 applies the pod's restart policy to init containers: Always re-runs a
         # loader that succeeded forever, OnFailure retries a failed one forever.
         spec["restartPolicy"] = "Never"
