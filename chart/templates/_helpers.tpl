@@ -98,6 +98,26 @@ checkov.io/skip3: "CKV2_K8S_6=networkPolicy.enabled is false by choice: the name
 {{- if and (has .Values.auth.mode (list "workloadIdentity" "none")) (not .Values.storage.accountUrl) }}
 {{- fail (printf "storage.accountUrl is required when auth.mode=%s (https://<account>.blob.core.windows.net)" .Values.auth.mode) }}
 {{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- $minReplicas := int (include "ai-app.minReplicas" .) }}
+{{- if and $pdb.enabled (ge $minReplicas 2) }}
+{{- $needed := $pdb.minAvailable }}
+{{- if kindIs "string" $needed }}
+{{- $needed = ceil (mulf $minReplicas (divf (trimSuffix "%" $needed) 100)) }}
+{{- end }}
+{{- if ge (int $needed) $minReplicas }}
+{{- fail (printf "podDisruptionBudget.minAvailable=%v with %d replicas allows no voluntary disruption: AKS node upgrades would fail to drain (UpgradeFailed); lower it or add replicas" $pdb.minAvailable $minReplicas) }}
+{{- end }}
+{{- end }}
+{{- if eq .Values.service.externalTrafficPolicy "Local" }}
+{{- $annotations := .Values.service.annotations | default dict }}
+{{- $interval := int (get $annotations "service.beta.kubernetes.io/azure-load-balancer-health-probe-interval" | default 5) }}
+{{- $probes := int (get $annotations "service.beta.kubernetes.io/azure-load-balancer-health-probe-num-of-probe" | default 2) }}
+{{- $lag := add (mul $interval $probes) 5 }}
+{{- if lt (int .Values.app.drainSeconds) $lag }}
+{{- fail (printf "app.drainSeconds=%v is too short for service.externalTrafficPolicy=Local: the Azure load balancer probes each node every %d s and drops it after %d failed probes, so a terminating pod must keep serving for at least %d s" .Values.app.drainSeconds $interval $probes $lag) }}
+{{- end }}
+{{- end }}
 {{- if and (eq .Values.auth.mode "existingSecret") (not .Values.auth.existingSecret.name) }}
 {{- fail "auth.existingSecret.name is required when auth.mode=existingSecret (a Secret holding AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_SAS_TOKEN)" }}
 {{- end }}
@@ -169,4 +189,37 @@ for, since `helm upgrade` can't edit what it reads.
   value: {{ .Values.app.maxRequestBytes | int64 | quote }}
 - name: PROMETHEUS_MULTIPROC_DIR
   value: /run/prometheus
+{{- end }}
+
+{{/* The fewest pods the release runs: replicaCount, or the HPA's minReplicas. */}}
+{{- define "ai-app.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/*
+replicas: replicaCount; with autoscaling, the live Deployment's own count (so an upgrade never
+scales it), or minReplicas on a first install. Leaving the field out instead would drop a
+running release to 1 pod when autoscaling is turned on (helm removes it, Kubernetes defaults
+it: the documented HPA migration caveat, helm/helm#12650).
+*/}}
+{{- define "ai-app.replicas" -}}
+{{- if .Values.autoscaling.enabled }}
+{{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "ai-app.fullname" .) }}
+{{- if and $live $live.spec.replicas }}{{ $live.spec.replicas }}{{ else }}{{ .Values.autoscaling.minReplicas }}{{ end }}
+{{- else }}{{ .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/*
+A container's resources, requesting the model volume as ephemeral storage unless set: the
+scheduler then places the pod only where the model fits, instead of evicting it after the
+download (an emptyDir's sizeLimit reserves nothing). Call with (list resources sizeLimit).
+*/}}
+{{- define "ai-app.resources" -}}
+{{- $resources := deepCopy (index . 0) }}
+{{- $requests := get $resources "requests" | default dict }}
+{{- if not (hasKey $requests "ephemeral-storage") }}
+{{- $_ := set $requests "ephemeral-storage" (include "ai-app.quantity" (index . 1)) }}
+{{- end }}
+{{- $_ := set $resources "requests" $requests }}
+{{- toYaml $resources }}
 {{- end }}

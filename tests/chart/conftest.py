@@ -28,7 +28,8 @@ EVERY_OPTION = {
     "networkPolicy": {"enabled": True, "ingressFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
     "metrics": {"serviceMonitor": {"enabled": True}},
     "imagePullSecrets": [{"name": "acr-pull"}],
-    "app": {"extraEnv": [{"name": "LOG_LEVEL", "value": "debug"}]},
+    # drainSeconds outlasts the Azure LB's probe, as externalTrafficPolicy Local needs.
+    "app": {"extraEnv": [{"name": "LOG_LEVEL", "value": "debug"}], "drainSeconds": 15},
     "loader": {"extraEnv": [{"name": "MODEL_FETCH_RANGE_CONCURRENCY", "value": "8"}]},
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "inference", "operator": "Exists", "effect": "NoSchedule"}],

@@ -1,0 +1,229 @@
+"""What the chart guarantees on AKS, read from the rendered objects (helm 3 and 4): rules of
+Kubernetes, AKS and Azure Workload Identity that only a real cluster would show."""
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from tests.chart.conftest import (
+    BASE_VALUES,
+    CHART,
+    HELM_V3,
+    HELM_V4,
+    by_kind,
+    merge,
+    one,
+    render,
+    render_error,
+)
+
+HELMS = pytest.mark.parametrize("helm", [HELM_V3, HELM_V4], ids=["helm3", "helm4"])
+CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def render_flags(values: dict, *flags: str, helm: str = HELM_V4) -> list[dict]:
+    result = subprocess.run(
+        [helm, "template", "demo", str(CHART), "--namespace", "serving", "--values", "-", *flags],
+        input=json.dumps(merge(BASE_VALUES, values)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [obj for obj in yaml.safe_load_all(result.stdout) if obj]
+
+
+def template(objects: list[dict]) -> dict:
+    return one(objects, "Deployment")["spec"]["template"]
+
+
+def env_names(container: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+@HELMS
+@pytest.mark.parametrize(
+    "account",
+    [{}, {"serviceAccount": {"create": False, "name": "models-reader"}}],
+    ids=["chart-account", "own-account"],
+)
+def test_workload_identity_reaches_the_loader_with_any_service_account(helm, account):
+    """The webhook reads the client ID from the ServiceAccount's annotation only; with an
+    account the chart doesn't make, only the loader's own AZURE_CLIENT_ID can carry it."""
+    objects = render(account, helm=helm)
+    pod = template(objects)
+    (loader,) = pod["spec"]["initContainers"]
+
+    assert env_names(loader)["AZURE_CLIENT_ID"] == CLIENT_ID
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    if account:
+        assert not by_kind(objects, "ServiceAccount")
+        assert pod["spec"]["serviceAccountName"] == "models-reader"
+
+
+@HELMS
+def test_the_app_container_gets_no_blob_token(helm):
+    pod = template(render(helm=helm))
+    (app,) = pod["spec"]["containers"]
+
+    assert pod["metadata"]["annotations"]["azure.workload.identity/skip-containers"] == "app"
+    assert not [name for name in env_names(app) if name.startswith("AZURE_")]
+
+
+@HELMS
+def test_a_pod_disruption_budget_is_on_for_two_replicas_and_never_blocks_drains(helm):
+    pdb = one(render(helm=helm), "PodDisruptionBudget")["spec"]
+
+    assert pdb["minAvailable"] == 1
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert not by_kind(render({"replicaCount": 1}, helm=helm), "PodDisruptionBudget")
+
+
+@HELMS
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"podDisruptionBudget": {"minAvailable": 2}},
+        {"podDisruptionBudget": {"minAvailable": "100%"}},
+        {"replicaCount": 3, "podDisruptionBudget": {"minAvailable": "90%"}},
+        {
+            "autoscaling": {"enabled": True, "minReplicas": 2},
+            "podDisruptionBudget": {"minAvailable": 2},
+        },
+    ],
+    ids=["2-of-2", "100%", "90%-of-3", "hpa-min-2"],
+)
+def test_a_budget_that_allows_no_disruption_is_refused(helm, values):
+    assert "allows no voluntary disruption" in render_error(values, helm=helm)
+
+
+@HELMS
+def test_replicas_spread_over_nodes_hard_and_zones_soft_by_default(helm):
+    spec = template(render(helm=helm))["spec"]
+    selector = {"app.kubernetes.io/name": "ai-app", "app.kubernetes.io/instance": "demo"}
+    spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+
+    assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    for constraint in spread.values():
+        assert constraint["maxSkew"] == 1
+        assert constraint["labelSelector"] == {"matchLabels": selector}
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+    assert (
+        "topologySpreadConstraints"
+        not in template(render({"topologySpreadConstraints": []}))["spec"]
+    )
+
+
+@HELMS
+def test_turning_on_autoscaling_keeps_replicas_in_the_manifest(helm):
+    """Offline (no live Deployment to look up) it is minReplicas; on a cluster, the live
+    count. Either way `replicas` never disappears, which would drop the release to 1 pod."""
+    manual = one(render({"replicaCount": 3}, helm=helm), "Deployment")["spec"]
+    scaled = one(
+        render({"autoscaling": {"enabled": True, "minReplicas": 4}}, helm=helm), "Deployment"
+    )
+
+    assert manual["replicas"] == 3
+    assert scaled["spec"]["replicas"] == 4
+
+
+@HELMS
+def test_the_model_volume_is_requested_as_ephemeral_storage(helm):
+    spec = template(render({"model": {"volumeSizeLimit": "5Gi"}}, helm=helm))["spec"]
+
+    for container in spec["initContainers"] + spec["containers"]:
+        assert container["resources"]["requests"]["ephemeral-storage"] == "5Gi"
+    own = {"app": {"resources": {"requests": {"ephemeral-storage": "9Gi", "cpu": "1"}}}}
+    (app,) = template(render(own, helm=helm))["spec"]["containers"]
+    assert app["resources"]["requests"]["ephemeral-storage"] == "9Gi"
+
+
+def test_azure_monitor_pod_monitor_needs_the_value_and_its_crd():
+    on = {"metrics": {"azureMonitor": {"enabled": True}}}
+    assert not by_kind(render(on), "PodMonitor")
+    objects = render_flags(on, "--api-versions", "azmonitoring.coreos.com/v1/PodMonitor")
+    monitor = one(objects, "PodMonitor")
+    pod = template(objects)
+
+    assert monitor["apiVersion"] == "azmonitoring.coreos.com/v1"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (app,) = pod["spec"]["containers"]
+    assert endpoint["port"] in {p["name"] for p in app["ports"]}
+    assert endpoint["path"] == "/metrics"
+
+
+def test_a_stuck_rollout_is_reported_by_the_deployment_before_helms_timeout():
+    deployment = one(render(), "Deployment")["spec"]
+
+    assert deployment["progressDeadlineSeconds"] == 600  # helm --timeout 15m in the pipeline
+
+
+@pytest.mark.parametrize(
+    ("service", "drain", "ok"),
+    [
+        ({"externalTrafficPolicy": "Local"}, 10, False),
+        ({"externalTrafficPolicy": "Local"}, 15, True),
+        ({"externalTrafficPolicy": "Cluster"}, 10, True),
+        (
+            {
+                "externalTrafficPolicy": "Local",
+                "annotations": {
+                    "service.beta.kubernetes.io/azure-load-balancer-health-probe-interval": "10"
+                },
+            },
+            15,
+            False,
+        ),
+    ],
+    ids=["local-10s", "local-15s", "cluster-10s", "local-slow-probe-15s"],
+)
+def test_the_drain_outlasts_the_azure_load_balancers_probe_with_local_traffic(service, drain, ok):
+    values = {"service": service, "app": {"drainSeconds": drain}}
+    if ok:
+        assert render(values)
+    else:
+        assert "too short for service.externalTrafficPolicy=Local" in render_error(values)
+
+
+def test_notes_log_command_selects_only_the_apps_pods(tmp_path, helm=HELM_V4):
+    # Helm 4's client dry run prints the notes without a cluster (helm 3's insists on one);
+    # a closed loopback port makes sure it never asks whatever listens on localhost:8080.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "none", "context": {"cluster": "none"}}],
+                "current-context": "none",
+            }
+        )
+    )
+    notes = subprocess.run(
+        [
+            helm,
+            "install",
+            "--dry-run=client",
+            "demo",
+            str(CHART),
+            "--values",
+            str(CHART / "ci" / "workload-identity-values.yaml"),
+        ],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("NOTES:", 1)[1]
+    (selector,) = re.findall(r"kubectl logs .* -l (\S+) -c model-loader", notes)
+    objects = render()
+    labels = dict(pair.split("=") for pair in selector.split(","))
+
+    assert labels == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert not labels.items() <= one(objects, "Pod")["metadata"]["labels"].items()
+    assert "each of the 2 gunicorn workers loads its own copy of the model" in notes
