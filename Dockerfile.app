@@ -4,16 +4,18 @@ ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS builder
 WORKDIR /src
-COPY pyproject.toml ./
-# Only the `app` dependency group; our own code is copied, not installed.
+COPY requirements/app.txt requirements/
+# Only the `app` dependency group, from its lock (`make lock`): every package pinned with
+# its hashes, the versions the tests ran on. Our own code is copied, not installed; pip and
+# the setuptools some bases' venvs bring are removed, so the venv holds exactly the lock.
 # An optional CA bundle (build secret pip_ca) lets pip through a TLS-inspecting proxy; it is
 # mounted for this step only and never lands in a layer.
 RUN --mount=type=secret,id=pip_ca \
-    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["app"]))' > requirements.txt \
-    && python3 -m venv /opt/venv \
+    python3 -m venv /opt/venv \
     && if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt \
-    && /opt/venv/bin/pip uninstall --yes pip \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+       --require-hashes --no-deps -r requirements/app.txt \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM ${BASE_IMAGE}

@@ -17,7 +17,11 @@ export HELM_V4 := $(TOOLS)/helm-v4/helm
 # podman here runs with runc and no default ulimits (see README "Running locally").
 export CONTAINERS_CONF := $(TOOLS)/containers.conf
 
-APT_PACKAGES := podman buildah runc debootstrap prometheus wrk hey uidmap
+# Debian package:command it provides. A package is installed only when its command is
+# missing: on a hosted Ubuntu agent runc comes with containerd.io, which conflicts with the
+# runc package, so asking apt for it there would fail the whole setup.
+APT_PACKAGES := podman:podman buildah:buildah runc:runc debootstrap:debootstrap \
+  prometheus:prometheus wrk:wrk hey:hey uidmap:newuidmap shellcheck:shellcheck
 PYTEST := $(PY) -m pytest
 
 .PHONY: help
@@ -29,11 +33,12 @@ help: ## List the targets
 setup: venv node helm checkov containers-conf system-packages ## Install everything: .venv, npm tools, helm, podman & co.
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Python venv with the app, loader and dev dependency groups
-$(VENV)/.installed: pyproject.toml
+venv: $(VENV)/.installed ## Python venv with the app, loader and dev dependency groups (from their lock)
+$(VENV)/.installed: pyproject.toml requirements/pip.txt requirements/dev.txt
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[loader,app,dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/pip.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 .PHONY: node
@@ -50,9 +55,37 @@ $(TOOLS)/helm-v4/helm:
 
 .PHONY: checkov
 checkov: $(TOOLS)/checkov/bin/checkov ## checkov in a venv of its own (its pins clash with the dev group)
-$(TOOLS)/checkov/bin/checkov:
-	$(PYTHON) -m venv $(TOOLS)/checkov
-	$(TOOLS)/checkov/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+$(TOOLS)/checkov/bin/checkov: requirements/pip.txt requirements/checkov.txt
+	[ -x $(TOOLS)/checkov/bin/python ] || $(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet --require-hashes -r requirements/pip.txt
+	$(TOOLS)/checkov/bin/python -m pip install --quiet --require-hashes -r requirements/checkov.txt
+	touch $@
+
+# requirements/*.txt pin every package with its hashes; setup, checkov and both Dockerfiles
+# install only from them. One universal resolution (uv) serves Python 3.11 and 3.12 with one
+# version per package; app.txt and loader.txt are held to dev.txt's versions, so the images
+# get what the tests ran on. UPGRADE=1 moves every pin to the newest version allowed.
+# uv resolves against its default index only: --no-config and no UV_* index settings, so no
+# machine's extra pip indexes (pip.conf, PIP_*) can leak into a lock.
+UV := $(TOOLS)/uv/bin/uv
+UV_COMPILE = env -u UV_INDEX -u UV_INDEX_URL -u UV_DEFAULT_INDEX -u UV_EXTRA_INDEX_URL \
+  -u UV_FIND_LINKS $(UV) pip compile --quiet --no-config --universal --python-version 3.11 \
+  --fork-strategy fewest --generate-hashes --system-certs \
+  --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+
+.PHONY: lock
+lock: $(UV) ## Re-resolve requirements/*.txt from pyproject.toml's groups and requirements/*.in
+	$(UV_COMPILE) pyproject.toml --extra loader --extra app --extra dev -o requirements/dev.txt
+	$(UV_COMPILE) pyproject.toml --extra app -c requirements/dev.txt -o requirements/app.txt
+	$(UV_COMPILE) pyproject.toml --extra loader -c requirements/dev.txt -o requirements/loader.txt
+	$(UV_COMPILE) requirements/checkov.in -o requirements/checkov.txt
+	$(UV_COMPILE) requirements/pip.in -o requirements/pip.txt
+	$(UV_COMPILE) requirements/uv.in -o requirements/uv.txt
+
+$(UV): requirements/uv.txt
+	[ -x $(TOOLS)/uv/bin/python ] || $(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/python -m pip install --quiet --require-hashes -r requirements/uv.txt
+	touch $@
 
 .PHONY: containers-conf
 containers-conf: $(CONTAINERS_CONF)
@@ -62,7 +95,8 @@ $(CONTAINERS_CONF):
 
 .PHONY: system-packages
 system-packages: ## apt packages (podman, prometheus, wrk, ...) when root and missing
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for pc in $(APT_PACKAGES); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing:$$missing"; apt-get update -qq; \
@@ -84,7 +118,7 @@ test: setup ## Lint, then every test but benchmarks and the long reliability run
 .PHONY: reliability
 reliability: setup ## Load (60 s at c=64), shutdown, 10,000+ fuzzed requests, storage faults, checkov, secrets in logs
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1100} FUZZ_MIN_REQUESTS=10000 \
-	  $(PYTEST) tests/reliability -s -p no:cacheprovider
+	  $(PYTEST) tests/reliability -s -p no:cacheprovider --junitxml=$(REPORTS)/junit-reliability.xml
 
 .PHONY: bench
 bench: setup ## Benchmarks (tests/benchmarks), figures printed side by side
