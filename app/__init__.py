@@ -4,7 +4,7 @@ import time
 
 from flask import Flask, g, request
 
-from app.config import AppConfig
+from app.config import AppConfig, settings
 from app.errors import register_error_handlers
 from app.logs import configure_logging
 from app.metrics import Metrics
@@ -19,11 +19,11 @@ def create_app(config: AppConfig | None = None) -> Flask:
     from app.routes import docs, health, metrics, oip, predict
 
     configure_logging()
-    config = config or AppConfig.from_env()
+    config = config or settings().app
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes + 1  # see app/requests.py
     app.json.sort_keys = False
-    service = Service(config=config, metrics=Metrics())
+    service = Service(config=config, metrics=Metrics(config.metrics_dir))
     service.load()
     app.extensions["aiapp"] = service
 

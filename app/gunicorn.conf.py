@@ -3,43 +3,26 @@
 python -m app.server -c app/gunicorn.conf.py 'app:create_app()'
 """
 
-import os
 import shutil
-from pathlib import Path
+import sys
 
-from app.server import draining
+from app.config import settings
+from app.drain import draining
 
+_settings = settings()  # read and checked by `python -m app.server` before gunicorn started
 
-def available_cpus() -> int:
-    """CPUs this container may use: the cgroup quota if any, else the affinity mask."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return cpus
-
-
-_cpus = available_cpus()
-
-bind = f"{os.environ.get('APP_HOST', '0.0.0.0')}:{os.environ.get('APP_PORT', '8080')}"
+bind = _settings.bind
 # Inference is CPU-bound: one worker per CPU, a few threads each to overlap request I/O.
-workers = int(os.environ.get("WEB_CONCURRENCY", _cpus))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+workers = _settings.workers
+threads = _settings.threads
 worker_class = "gthread"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = _settings.keepalive
 backlog = 2048
 # Read-only root filesystem: heartbeat files in memory, no control socket in $HOME.
 worker_tmp_dir = "/dev/shm"
 control_socket_disable = True
-# onnxruntime threads per worker so that workers x threads never oversubscribe the CPUs.
-raw_env = [
-    f"ORT_INTRA_OP_THREADS={os.environ.get('ORT_INTRA_OP_THREADS', max(1, _cpus // workers))}"
-]
 
 accesslog = "-"
 errorlog = "-"
@@ -73,22 +56,29 @@ logconfig_dict = {
 
 def on_starting(server) -> None:
     """PROMETHEUS_MULTIPROC_DIR must start empty: an emptyDir survives container restarts."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        for child in path.iterdir():
+    directory = _settings.app.metrics_dir
+    if directory is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for child in directory.iterdir():
             shutil.rmtree(child) if child.is_dir() else child.unlink()
+    except OSError as error:
+        print(
+            f"ai-app-server: error: PROMETHEUS_MULTIPROC_DIR={str(directory)!r}: {error.strerror}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 def pre_request(worker, req) -> None:
-    """While draining (see app/server.py), each response closes its kept-alive connection."""
+    """While draining (see app/arbiter.py), each response closes its kept-alive connection."""
     if draining():
         req.force_close()
 
 
 def child_exit(server, worker) -> None:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if _settings.app.metrics_dir is not None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)

@@ -5,7 +5,7 @@ to files there and /metrics merges them; without it (tests, `flask run`) the app
 registry in memory.
 """
 
-import os
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,8 +24,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 class Metrics:
     """The service's metrics; one instance per app."""
 
-    def __init__(self) -> None:
-        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
         # In multiprocess mode values live in files, not in a registry.
         self._registry = None if self.multiprocess_dir else CollectorRegistry()
         registry = self._registry
@@ -89,7 +89,7 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         if self.multiprocess_dir:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=self.multiprocess_dir)
+            MultiProcessCollector(registry, path=str(self.multiprocess_dir))
         else:
             registry = self._registry
         return generate_latest(registry), CONTENT_TYPE_LATEST

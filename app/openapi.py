@@ -215,6 +215,8 @@ SPEC = {
                         "items": {"$ref": "#/components/schemas/RequestInput"},
                     },
                     "outputs": {
+                        "description": "absent, null or empty: every output; names unique",
+                        "nullable": True,
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/RequestOutput"},
                     },

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from flask import current_app
 
 from app.config import AppConfig
+from app.drain import draining
 from app.errors import ApiError
 from app.metrics import Metrics
 from app.model import Model, ModelLoadError, OnnxModel
-from app.server import draining
 
 LOG = logging.getLogger("app")
 
@@ -30,8 +30,6 @@ class Service:
         """Load the configured version; on failure stay up, not ready, and say why."""
         config = self.config
         try:
-            if not config.model_name or not config.model_version:
-                raise ModelLoadError("MODEL_NAME and MODEL_VERSION must be set")
             self.model = OnnxModel(
                 config.model_dir,
                 config.model_name,

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 
 from app import __version__
 from app.errors import ApiError
+from app.model import Model, TensorSpec
 from app.requests import json_body
 from app.service import service
 from app.tensors import decode_input, encode_output
@@ -53,14 +54,13 @@ def infer(name: str, version: str | None = None):
         raise ApiError(400, 'the body must be an object with an "inputs" list')
     if not isinstance(body.get("id", ""), str):
         raise ApiError(400, '"id" must be a string')
+    if _parameters(body, "request").get("binary_data_output"):
+        raise ApiError(400, BINARY_UNSUPPORTED)
     specs = {spec.name: spec for spec in model.inputs}
     arrays = {}
-    for item in body["inputs"]:
-        item_name = _name_of(item)
+    for item_name, item in _named(body["inputs"], "input"):
         if item_name not in specs:
             raise ApiError(400, f"unknown input {item_name!r}; the model takes {sorted(specs)}")
-        if item_name in arrays:
-            raise ApiError(400, f"input {item_name!r} given twice")
         arrays[item_name] = decode_input(item, specs[item_name], svc.config.max_batch_size)
     if missing := set(specs) - set(arrays):
         raise ApiError(400, f"missing inputs {sorted(missing)}")
@@ -84,31 +84,48 @@ def infer(name: str, version: str | None = None):
     return jsonify(response)
 
 
-def _requested_outputs(requested: object, model):
+BINARY_UNSUPPORTED = (
+    "the binary tensor data extension is not supported; request JSON outputs (binary_data: false)"
+)
+
+
+def _requested_outputs(requested: object, model: Model) -> list[TensorSpec]:
+    """The outputs named, in their order; none (absent, null or []) is every output, as the
+    protocol's default (Triton reads an empty list the same way)."""
     if requested is None:
-        return list(model.outputs)
-    by_name = {spec.name: spec for spec in model.outputs}
+        requested = []
     if not isinstance(requested, list):
         raise ApiError(400, '"outputs" must be a list of {"name": ...}')
+    by_name = {spec.name: spec for spec in model.outputs}
     chosen = []
-    for item in requested:
-        item_name = _name_of(item)
+    for item_name, item in _named(requested, "output"):
         if item_name not in by_name:
             raise ApiError(400, f"unknown output {item_name!r}; the model has {sorted(by_name)}")
-        parameters = item.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise ApiError(400, f"output {item_name!r}: parameters must be an object")
-        if parameters.get("binary_data"):
-            raise ApiError(
-                400,
-                "the binary tensor data extension is not supported; "
-                "request JSON outputs (binary_data: false)",
-            )
+        if _parameters(item, f"output {item_name!r}").get("binary_data"):
+            raise ApiError(400, BINARY_UNSUPPORTED)
         chosen.append(by_name[item_name])
-    return chosen
+    return chosen or list(model.outputs)
 
 
-def _name_of(item: object) -> str | None:
-    """An input's or output's "name", when it is a string (anything else names nothing)."""
-    name = item.get("name") if isinstance(item, dict) else None
-    return name if isinstance(name, str) else None
+def _named(items: list, kind: str) -> list[tuple[str, dict]]:
+    """Each item of an "inputs" or "outputs" list with its name: an object with a string
+    "name", no name twice."""
+    named = {}
+    for item in items:
+        item_name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(item_name, str):
+            raise ApiError(400, f'each {kind} must be an object with a string "name"')
+        if item_name in named:
+            raise ApiError(400, f"{kind} {item_name!r} given twice")
+        named[item_name] = item
+    return list(named.items())
+
+
+def _parameters(item: dict, where: str) -> dict:
+    """An object's optional "parameters" (an object itself)."""
+    parameters = item.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise ApiError(400, f"{where} parameters must be an object")
+    return parameters

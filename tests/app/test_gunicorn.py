@@ -11,6 +11,8 @@ import pytest
 import requests
 import tritonclient.http as triton
 
+from tests.support.gunicorn_server import GunicornServer
+
 pytestmark = pytest.mark.slow
 
 
@@ -96,3 +98,24 @@ def test_tritonclient_reads_metadata_and_infers_like_onnxruntime(gunicorn, sampl
 
     assert result.as_numpy("label").tolist() == labels.tolist()
     np.testing.assert_allclose(result.as_numpy("probabilities"), probabilities, rtol=1e-6)
+
+
+def test_a_model_that_cannot_load_leaves_the_server_up_live_but_not_ready(sample):
+    """What the chart's startup and liveness probes (/v2/health/live) rely on: no restart."""
+    with GunicornServer({**sample["env"], "MODEL_VERSION": "2"}, workers=2) as server:
+        workers = sorted(server.worker_pids())
+        answers = [
+            (
+                requests.get(server.url + "/v2/health/live", timeout=5).status_code,
+                requests.get(server.url + "/v2/health/ready", timeout=5).status_code,
+            )
+            for _ in range(20)
+        ]
+        predict = requests.post(
+            server.url + "/predict", json={"instances": [[0.0] * 64]}, timeout=5
+        )
+
+        assert answers == [(200, 503)] * 20
+        assert predict.status_code == 503 and "digits/2" in predict.json()["error"]
+        assert sorted(server.worker_pids()) == workers and server.process.poll() is None
+    assert '"message": "model not loaded: ' in server.logs()

@@ -29,7 +29,7 @@ def test_health_routes_report_live_and_ready(client):
 
 
 def test_readiness_fails_while_draining_and_inference_goes_on(client, tmp_path, monkeypatch):
-    flag = tmp_path / "master.draining"  # what app/server.py's arbiter raises on SIGTERM
+    flag = tmp_path / "master.draining"  # what app/arbiter.py raises on SIGTERM
     monkeypatch.setenv("APP_DRAIN_FLAG", str(flag))
     assert client.get("/v2/health/ready").status_code == 200
 
@@ -88,6 +88,28 @@ def test_oip_infer_accepts_nested_data_and_requested_outputs(client, sample):
 
     assert [o["name"] for o in outputs] == ["label"]
     assert outputs[0]["data"] == sample["sklearn_model"].predict(rows).tolist()
+
+
+@pytest.mark.parametrize("outputs", [None, []])
+def test_oip_infer_without_outputs_or_with_an_empty_list_returns_every_output(client, outputs):
+    body = infer_body(np.zeros((2, 64), np.float32))
+    if outputs is not None:
+        body["outputs"] = outputs
+
+    response = client.post("/v2/models/digits/infer", json=body)
+
+    assert response.status_code == 200, response.json
+    assert [o["name"] for o in response.json["outputs"]] == ["label", "probabilities"]
+
+
+def test_oip_infer_returns_outputs_in_the_order_requested(client):
+    body = infer_body(
+        np.zeros((1, 64), np.float32), outputs=[{"name": "probabilities"}, {"name": "label"}]
+    )
+
+    outputs = client.post("/v2/models/digits/infer", json=body).json["outputs"]
+
+    assert [o["name"] for o in outputs] == ["probabilities", "label"]
 
 
 def test_predict_returns_predictions_and_the_model(client, sample):
@@ -179,6 +201,48 @@ ROW = [0.0] * 64
             {
                 "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": ROW}],
                 "outputs": [{"name": "label", "parameters": {"binary_data": True}}],
+            },
+            400,
+            "binary",
+        ),
+        (
+            "/v2/models/digits/infer",
+            {
+                "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": ROW}],
+                "outputs": [{"name": "label"}, {"name": "label"}],
+            },
+            400,
+            "output 'label' given twice",
+        ),
+        (
+            "/v2/models/digits/infer",
+            {
+                "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": ROW}],
+                "outputs": ["label"],
+            },
+            400,
+            'each output must be an object with a string "name"',
+        ),
+        (
+            "/v2/models/digits/infer",
+            {"inputs": [["pixels"]]},
+            400,
+            'each input must be an object with a string "name"',
+        ),
+        (
+            "/v2/models/digits/infer",
+            {
+                "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": ROW}],
+                "parameters": ["binary_data_output"],
+            },
+            400,
+            "request parameters must be an object",
+        ),
+        (
+            "/v2/models/digits/infer",
+            {
+                "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": ROW}],
+                "parameters": {"binary_data_output": True},
             },
             400,
             "binary",

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -30,6 +30,7 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=list(HealthCheck),
     database=None,
 )
+ROW = [0.5] * 64  # one instance of the sample model's input
 STATUS_CLASSES: Counter = Counter()  # "2xx"/"4xx"/"5xx" -> requests, across this module
 
 
@@ -93,10 +94,18 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=80,
 )
+OUTPUTS = ("label", "probabilities")  # the sample model's, in its order
+TENSOR_NAMES = st.sampled_from([*OUTPUTS, "pixels", ""]) | st.text(max_size=8)
+# "outputs" as clients send it: absent, empty, or names, repeated, unknown or empty.
+REQUESTED_OUTPUTS = (
+    st.none()
+    | st.just([])
+    | st.lists(st.builds(lambda name: {"name": name}, TENSOR_NAMES), max_size=3)
+)
 DATATYPES = st.sampled_from(["FP32", "FP64", "INT64", "BOOL", "BYTES", "UINT8", "fp32", ""])
 OIP_INPUT = st.fixed_dictionaries(
     {
-        "name": st.sampled_from(["pixels", "label", ""]) | st.text(max_size=8),
+        "name": TENSOR_NAMES,
         "shape": st.lists(st.integers(min_value=-2, max_value=70), max_size=4) | JSON_VALUES,
         "datatype": DATATYPES | JSON_VALUES,
         "data": st.lists(st.floats() | st.integers() | st.booleans(), max_size=130) | JSON_VALUES,
@@ -106,7 +115,8 @@ INFER_BODIES = st.fixed_dictionaries(
     {"inputs": st.lists(OIP_INPUT, max_size=3) | JSON_VALUES},
     optional={
         "id": JSON_VALUES,
-        "outputs": st.lists(st.fixed_dictionaries({"name": JSON_VALUES}), max_size=3),
+        "outputs": REQUESTED_OUTPUTS
+        | st.lists(st.fixed_dictionaries({"name": JSON_VALUES}), max_size=3),
         "parameters": JSON_VALUES,
     },
 )
@@ -151,6 +161,29 @@ def test_arbitrary_json_to_the_inference_routes_is_answered_without_a_5xx(server
     record(response)
 
     assert_client_error_is_json(response)
+
+
+@given(batch=st.integers(0, 3), copies=st.sampled_from([1, 1, 0, 2]), outputs=REQUESTED_OUTPUTS)
+@example(batch=1, copies=1, outputs=[])  # was a 500: onnxruntime ran every output (issue 10)
+@example(batch=1, copies=1, outputs=[{"name": "label"}, {"name": "label"}])  # was two labels
+@FUZZ_SETTINGS
+def test_requested_outputs_and_repeated_inputs_get_exactly_what_they_name_or_a_4xx(
+    server, batch, copies, outputs
+):
+    pixels = {"name": "pixels", "shape": [batch, 64], "datatype": "FP32", "data": [ROW] * batch}
+    body = {"inputs": [pixels] * copies}
+    if outputs is not None:
+        body["outputs"] = outputs
+    response = requests.post(server.url + "/v2/models/digits/infer", json=body, timeout=30)
+    record(response)
+
+    assert_client_error_is_json(response)
+    # No outputs, or an empty list, is every output (the protocol's default).
+    names = [output["name"] for output in outputs] if outputs else list(OUTPUTS)
+    well_formed = copies == 1 and len(set(names)) == len(names) and set(names) <= set(OUTPUTS)
+    assert response.status_code == (200 if well_formed else 400), (body, response.text[:300])
+    if well_formed:
+        assert [output["name"] for output in response.json()["outputs"]] == names
 
 
 @given(
