@@ -118,9 +118,10 @@ def download_file(
     destination: Path,
     transfer: TransferSettings,
     progress: Progress,
-) -> None:
-    """Stream one blob to `destination` and check its size and sha256 against the manifest."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
+) -> os.stat_result:
+    """Stream one blob to `destination` (its directory must exist), check its size and sha256
+    against the manifest; returns the file's stat as it was when verified, so that the
+    caller can tell later that the file at that path is still the one that was hashed."""
     what = f"{container.container_name}/{blob_name}"
     reported = 0
 
@@ -141,6 +142,7 @@ def download_file(
                     f"{what}: blob is {stream.size} bytes, manifest says {entry.size}"
                 )
             stream.readinto(sink)
+        landed = os.fstat(fd)
     finally:
         sink.close()
         os.close(fd)
@@ -148,3 +150,4 @@ def download_file(
         raise IntegrityError(f"{what}: received {sink.written} bytes, manifest says {entry.size}")
     if sink.hexdigest() != entry.sha256:
         raise IntegrityError(f"{what}: sha256 differs from the manifest (corrupted or replaced)")
+    return landed

@@ -1,22 +1,37 @@
-"""Fetch a version into DEST/<name>/<version>/: download beside it, verify, rename into place."""
+"""Fetch a version into DEST/<name>/<version>/: download beside it, verify, rename into place.
 
+Fetches into one destination may run at once (pods sharing a volume). Each downloads into a
+staging directory of its own, `.V.partial-<id>`, which it owns through an flock on
+`.V.partial-<id>.lock`: the lock file is created and locked before the directory exists and
+unlocked only after the directory is gone (renamed into place or removed). A leftover is a
+staging directory whose lock can be taken: its owner died. A fetch that finds the version
+installed by another one before its own rename verifies that install and succeeds.
+"""
+
+import contextlib
+import errno
+import fcntl
 import json
+import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from azure.storage.blob import ContainerClient
 
 from model_loader import manifest as manifests
 from model_loader.config import TransferSettings
 from model_loader.download import Progress, download_file
-from model_loader.errors import IntegrityError, LoaderError, NotFoundError
+from model_loader.errors import IntegrityError, LoaderError, NotFoundError, TransientError
 from model_loader.logs import log
 from model_loader.names import MANIFEST_NAME, REPORT_NAME, version_prefix
 from model_loader.storage import blob_errors
+
+SWAP_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -34,21 +49,23 @@ class FetchReport:
 
     def write(self, directory: Path) -> None:
         body = json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-        temporary = directory / f".{REPORT_NAME}.tmp"
-        temporary.write_text(body)
-        temporary.replace(directory / REPORT_NAME)
+        (directory / REPORT_NAME).write_text(body)
 
 
 def read_remote_manifest(
     container: ContainerClient, name: str, version: str, pinned: str | None = None
 ) -> tuple[manifests.Manifest, bytes, str]:
     """The version's manifest, its exact bytes and its digest; NotFoundError when absent,
-    IntegrityError when its digest is not the `pinned` one."""
+    IntegrityError when it is too large, invalid, or its digest is not the `pinned` one.
+    Reads at most one byte more than a manifest may have, whatever the blob's size."""
     blob_name = version_prefix(name, version) + MANIFEST_NAME
     what = f"{container.container_name}/{blob_name}"
     try:
         with blob_errors(what):
-            raw = container.get_blob_client(blob_name).download_blob().readall()
+            stream = container.get_blob_client(blob_name).download_blob(
+                offset=0, length=manifests.MAX_MANIFEST_BYTES + 1
+            )
+            raw = manifests.within_limit(stream.readall(), what)
     except NotFoundError:
         raise NotFoundError(f"{what}: model {name} version {version} is not published") from None
     digest = manifests.digest_of(raw)
@@ -60,15 +77,26 @@ def read_remote_manifest(
     return manifest, raw, digest
 
 
-def verify_installed(directory: Path) -> tuple[manifests.Manifest, str]:
-    """Offline check of an installed version; returns its manifest and digest."""
+def verify_installed(
+    directory: Path, identity: tuple[str, str] | None = None, pinned: str | None = None
+) -> tuple[manifests.Manifest, str]:
+    """Offline check of an installed version; returns its manifest and digest. With a pin,
+    the manifest's digest is compared before any file is hashed; with an `identity`
+    (name, version), the manifest must be that version's."""
     manifest_path = directory / MANIFEST_NAME
     if not manifest_path.is_file():
         raise NotFoundError(f"{manifest_path}: no manifest, not an installed model version")
-    raw = manifest_path.read_bytes()
+    raw = manifests.read_file(manifest_path)
+    digest = manifests.digest_of(raw)
+    if pinned and digest != pinned:
+        raise IntegrityError(f"{manifest_path}: digest {digest} differs from the pinned {pinned}")
     manifest = manifests.parse(raw, str(manifest_path))
+    if identity and (manifest.name, manifest.version) != identity:
+        raise IntegrityError(
+            f"{manifest_path}: is for {manifest.name}/{manifest.version}, not {'/'.join(identity)}"
+        )
     manifests.verify_files(directory, manifest)
-    return manifest, manifests.digest_of(raw)
+    return manifest, digest
 
 
 def fetch(
@@ -79,15 +107,14 @@ def fetch(
     digest: str | None,
     transfer: TransferSettings,
 ) -> FetchReport:
-    """Install name/version under dest_root, or do nothing when it is already there verified."""
+    """Install name/version under dest_root, or do nothing when it is already there verified
+    (a cache hit writes nothing, so it works on a read-only volume)."""
     started = time.monotonic()
     target = dest_root / name / version
-    cached = _cache_hit(target, digest)
+    cached = _cache_hit(target, name, version, digest)
     if cached:
-        report = _report(cached[0], cached[1], started, cache_hit=True)
-        report.write(target)
         log("cache hit", name=name, version=version, digest=cached[1], path=str(target))
-        return report
+        return _report(cached[0], cached[1], started, cache_hit=True)
 
     manifest, raw, remote_digest = read_remote_manifest(container, name, version, digest)
     log(
@@ -101,18 +128,17 @@ def fetch(
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(target)
-    staging = target.parent / f".{version}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with _staging(target) as staging:
         progress = Progress(manifest.total_bytes, transfer.progress_seconds)
-        _download_all(container, name, version, manifest, staging, transfer, progress)
+        landed = _download_all(container, name, version, manifest, staging, transfer, progress)
         (staging / MANIFEST_NAME).write_bytes(raw)
         report = _report(manifest, remote_digest, started, cache_hit=False)
         report.write(staging)
-        _swap_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        _verify_staging(staging, manifest, landed)
+        won = _move_into_place(staging, target, name, version, remote_digest)
+    if not won:
+        log("installed by another fetch first, verified", name=name, path=str(target))
+        return _report(manifest, remote_digest, started, cache_hit=True)
     log(
         "fetch done",
         name=name,
@@ -126,30 +152,28 @@ def fetch(
     return report
 
 
-def _cache_hit(target: Path, digest: str | None) -> tuple[manifests.Manifest, str] | None:
+def _cache_hit(
+    target: Path, name: str, version: str, digest: str | None
+) -> tuple[manifests.Manifest, str] | None:
     if not (target / MANIFEST_NAME).is_file():
         return None
     try:
-        manifest, installed_digest = verify_installed(target)
+        return verify_installed(target, (name, version), digest)
     except LoaderError as exc:
-        log("installed copy is invalid, fetching again", path=str(target), reason=str(exc))
+        log("installed copy fails verification, fetching again", reason=str(exc))
         return None
-    if digest and installed_digest != digest:
-        log(
-            "installed copy has another digest, fetching again",
-            path=str(target),
-            installed=installed_digest,
-            pinned=digest,
-        )
-        return None
-    return manifest, installed_digest
 
 
-def _download_all(container, name, version, manifest, staging, transfer, progress) -> None:
+def _download_all(
+    container, name, version, manifest, staging, transfer, progress
+) -> dict[str, os.stat_result]:
+    """Every file into staging (its directories made first); each file's stat when verified."""
+    for entry in manifest.files:
+        (staging / entry.path).parent.mkdir(parents=True, exist_ok=True)
     prefix = version_prefix(name, version)
     with ThreadPoolExecutor(transfer.file_concurrency, thread_name_prefix="fetch") as pool:
-        futures = [
-            pool.submit(
+        futures = {
+            entry.path: pool.submit(
                 download_file,
                 container,
                 prefix + entry.path,
@@ -159,32 +183,130 @@ def _download_all(container, name, version, manifest, staging, transfer, progres
                 progress,
             )
             for entry in manifest.files
-        ]
+        }
         try:
-            for future in futures:
-                future.result()
+            return {path: future.result() for path, future in futures.items()}
         except BaseException:
-            for future in futures:
+            for future in futures.values():
                 future.cancel()
             raise
 
 
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename the verified staging dir to target; an old invalid copy is moved aside first."""
-    if target.exists():
-        retired = target.parent / f".{target.name}.retired-{uuid.uuid4().hex[:8]}"
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        staging.rename(target)
+def _verify_staging(
+    staging: Path, manifest: manifests.Manifest, landed: dict[str, os.stat_result]
+) -> None:
+    """The staging directory as a whole, right before the rename: exactly the manifest's
+    files (plus manifest.json and the report), each still the very file that was hashed when
+    it landed (same inode, size and mtime: the sha256 checked then is this file's)."""
+    files = {entry.path for entry in manifest.files}
+    directories = {str(parent) for path in files for parent in PurePosixPath(path).parents}
+    expected = files | (directories - {"."}) | {MANIFEST_NAME, REPORT_NAME}
+    found = {
+        (Path(root) / name).relative_to(staging).as_posix()
+        for root, subdirectories, names in os.walk(staging)
+        for name in subdirectories + names
+    }
+    if found != expected:
+        missing, extra = sorted(expected - found), sorted(found - expected)
+        raise IntegrityError(
+            f"{staging}: changed under this fetch (missing {missing}, extra {extra})"
+        )
+    for entry in manifest.files:
+        now = os.stat(staging / entry.path, follow_symlinks=False)
+        then = landed[entry.path]
+        if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+            then.st_dev,
+            then.st_ino,
+            entry.size,
+            then.st_mtime_ns,
+        ):
+            raise IntegrityError(f"{staging / entry.path}: changed after it was verified")
+
+
+def _move_into_place(staging: Path, target: Path, name: str, version: str, digest: str) -> bool:
+    """Rename the verified staging dir to target (atomic); True if this fetch installed it.
+    When target is there already: another fetch's verified install of the same digest wins
+    (False); anything else (an invalid or other copy) is moved aside and replaced."""
+    retired = []
+    try:
+        for _ in range(SWAP_ATTEMPTS):
+            try:
+                staging.rename(target)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            try:
+                verify_installed(target, (name, version), digest)
+                return False
+            except LoaderError as exc:
+                log("replacing the installed copy", path=str(target), reason=str(exc))
+            retired.append(target.parent / f".{target.name}.retired-{uuid.uuid4().hex[:8]}")
+            with contextlib.suppress(FileNotFoundError):  # another fetch moved it first
+                target.rename(retired[-1])
+    finally:
+        for path in retired:
+            shutil.rmtree(path, ignore_errors=True)
+    raise TransientError(f"{target}: replaced by other fetches {SWAP_ATTEMPTS} times running")
+
+
+@contextlib.contextmanager
+def _staging(target: Path) -> Iterator[Path]:
+    """A new staging directory owned by this process (see the module's docstring); removed
+    on the way out unless it was renamed into place, and only then unlocked."""
+    while True:
+        path = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:12]}"
+        lock = Path(f"{path}.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if lock.exists():
+            break
+        os.close(fd)  # a cleaner locked it before we did and unlinked it: take another
+    try:
+        path.mkdir()
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _remove_leftovers(target: Path) -> None:
-    """Staging or retired dirs left by a run that was killed."""
-    for pattern in (f".{target.name}.partial-*", f".{target.name}.retired-*"):
-        for leftover in target.parent.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
+    """Staging dirs of fetches that died (their lock can be taken), with their lock files,
+    and old copies a killed fetch moved aside. A live fetch's staging dir is never touched."""
+    for leftover in target.parent.glob(f".{target.name}.retired-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staged = {
+        str(path).removesuffix(".lock") for path in target.parent.glob(f".{target.name}.partial-*")
+    }
+    for path in map(Path, staged):
+        with _owner_gone(Path(f"{path}.lock")) as gone:
+            if gone:
+                shutil.rmtree(path, ignore_errors=True)
+                Path(f"{path}.lock").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _owner_gone(lock: Path) -> Iterator[bool]:
+    """True (holding the lock meanwhile) when no live process holds `lock`; a staging dir
+    without a lock file has no owner either (owners remove the lock file last)."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        yield True
+        return
+    try:
+        yield _try_lock(fd)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _report(manifest: manifests.Manifest, digest: str, started: float, cache_hit: bool):

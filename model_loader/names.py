@@ -11,6 +11,8 @@ DIGEST_PATTERN = re.compile(r"^[a-f0-9]{64}$")
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "fetch-report.json"
 RESERVED_NAMES = {MANIFEST_NAME, REPORT_NAME}
+MAX_PART_BYTES = 255  # a file or directory name on Linux filesystems
+MAX_PATH_BYTES = 1024  # a blob name, prefix included, is at most 1024 characters
 
 
 def validate_name(name: str) -> str:
@@ -41,7 +43,8 @@ def validate_digest(digest: str | None) -> str | None:
 
 
 def safe_relative_path(path: str) -> PurePosixPath:
-    """A file path from a manifest; ValueError if it could escape the version directory."""
+    """A file path from a manifest; ValueError if it could escape the version directory or
+    could not be written as one file on Linux (control characters, over-long names)."""
     pure = PurePosixPath(path)
     if (
         not path
@@ -50,6 +53,19 @@ def safe_relative_path(path: str) -> PurePosixPath:
         or any(part in ("..", ".", "") for part in path.split("/"))
     ):
         raise ValueError(f"refused file path {path!r}: must be relative, without '..'")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+        raise ValueError(f"refused file path {path!r}: it holds a control character")
+    try:
+        encoded = path.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"refused file path {path!r}: not valid UTF-8") from None
+    if len(encoded) > MAX_PATH_BYTES or any(
+        len(part) > MAX_PART_BYTES for part in encoded.split(b"/")
+    ):
+        raise ValueError(
+            f"refused file path {path!r}: longer than {MAX_PATH_BYTES} bytes, or a part of it "
+            f"longer than {MAX_PART_BYTES} bytes"
+        )
     if path in RESERVED_NAMES:
         raise ValueError(f"refused file path {path!r}: the name is reserved for the loader")
     return pure

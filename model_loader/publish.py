@@ -8,6 +8,7 @@ from pathlib import Path
 from azure.storage.blob import ContainerClient
 
 from model_loader import manifest as manifests
+from model_loader.config import MIB
 from model_loader.errors import NotFoundError, UsageError
 from model_loader.logs import log
 from model_loader.names import MANIFEST_NAME, safe_relative_path, version_prefix
@@ -35,6 +36,12 @@ def publish(
         publisher=publisher or _default_publisher(),
         files=tuple(entries),
     )
+    raw = manifest.to_bytes()
+    if len(raw) > manifests.MAX_MANIFEST_BYTES:
+        raise UsageError(
+            f"{source}: {len(entries)} files make a manifest of {len(raw)} bytes, more than a "
+            f"fetch reads ({manifests.MAX_MANIFEST_BYTES // MIB} MiB): pack them"
+        )
     prefix = version_prefix(name, version)
     manifest_blob = container.get_blob_client(prefix + MANIFEST_NAME)
     what = f"{container.container_name}/{prefix}{MANIFEST_NAME}"
@@ -66,7 +73,6 @@ def publish(
             )
         log("uploaded", blob=blob_name, bytes=entry.size)
 
-    raw = manifest.to_bytes()
     with blob_errors(what):
         # overwrite=False makes the manifest upload itself the immutability check.
         manifest_blob.upload_blob(raw, overwrite=force)

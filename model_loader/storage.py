@@ -62,11 +62,16 @@ def container_client(storage: StorageSettings, transfer: TransferSettings) -> Co
 def retry_policy(transfer: TransferSettings) -> ExponentialRetry:
     """Retry n waits backoff + 1.5**n seconds, give or take `backoff` of jitter: with the
     defaults about 2.0, 2.8, 3.9, 5.6 and 8.1 s (22 s over 5 retries), where the SDK's
-    default waits 18, 24 and 42 s."""
+    default waits 18, 24 and 42 s. The SDK stops at whichever of its four counters runs out
+    first (total, connect, read, status; each 3 unless set), so all four get the setting."""
+    retries = transfer.retries
     return ExponentialRetry(
         initial_backoff=transfer.backoff_seconds,
         increment_base=BACKOFF_GROWTH,
-        retry_total=transfer.retries,
+        retry_total=retries,
+        retry_connect=retries,
+        retry_read=retries,
+        retry_status=retries,
         random_jitter_range=transfer.backoff_seconds,
     )
 

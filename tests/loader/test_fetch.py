@@ -115,25 +115,6 @@ def test_wrong_account_key_exits_4(loader, azurite, published, dest):
     assert wrong_key not in result.stderr + result.stdout
 
 
-def test_second_fetch_is_a_cache_hit_that_needs_no_blob_store(loader, published, dest):
-    assert loader(*fetch_args(dest)).returncode == 0
-    model = dest / "digits" / "1" / "model.onnx"
-    inode = model.stat().st_ino
-    unreachable = {
-        "AZURE_STORAGE_CONNECTION_STRING": (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
-        )
-    }
-
-    again = loader(*fetch_args(dest, "--digest", published), env=unreachable)
-
-    assert again.returncode == 0, again.stderr
-    assert model.stat().st_ino == inode
-    report = json.loads((dest / "digits" / "1" / "fetch-report.json").read_text())
-    assert report["cache_hit"] is True and report["digest"] == published
-
-
 def test_tampered_installed_copy_is_fetched_again(loader, published, dest):
     assert loader(*fetch_args(dest)).returncode == 0
     (dest / "digits" / "1" / "config.json").write_text("tampered")

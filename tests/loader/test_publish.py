@@ -77,3 +77,19 @@ def test_publishing_a_missing_directory_exits_3(loader, tmp_path):
 
     assert result.returncode == 3
     assert "nope" in result.error_line
+
+
+def test_a_directory_whose_manifest_no_fetch_would_read_is_refused_before_any_upload(
+    loader, container, tmp_path
+):
+    source = tmp_path / "many"
+    source.mkdir()
+    (source / "model.onnx").write_bytes(b"onnx")
+    for index in range(13_000):  # each entry about 330 bytes: more than 4 MiB in all
+        (source / f"{index:0200d}.txt").write_bytes(b"")
+
+    result = loader("publish", str(source), "--name", "digits", "--version", "1")
+
+    assert result.returncode == 2, result.stderr
+    assert "13001 files" in result.error_line and "4 MiB" in result.error_line
+    assert not list(container.list_blobs())

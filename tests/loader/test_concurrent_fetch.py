@@ -1,0 +1,198 @@
+"""Two real fetches into one destination (pods sharing a volume), one paused with SIGSTOP at a
+chosen point: neither removes the other's staging directory, both exit 0, and what is
+installed is complete and verified, whichever renames first."""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.loader_cli import run_loader, start_loader, wait_loader
+
+pytestmark = pytest.mark.slow
+
+MIB = 1024 * 1024
+# Fetched in this order, one file and one 1 MiB range at a time: slow enough to pause in b.
+SIZES = {"a.bin": 16 * MIB, "b.onnx": 96 * MIB, "c.txt": 6}
+ONE_AT_A_TIME = {
+    "MODEL_FETCH_FILE_CONCURRENCY": "1",
+    "MODEL_FETCH_RANGE_CONCURRENCY": "1",
+    "MODEL_FETCH_CHUNK_BYTES": str(MIB),
+}
+
+
+@pytest.fixture
+def env(loader_env) -> dict[str, str]:
+    return {**loader_env, **ONE_AT_A_TIME}
+
+
+@pytest.fixture
+def published(env, tmp_path) -> str:
+    source = tmp_path / "source"
+    source.mkdir()
+    for name, size in SIZES.items():
+        with (source / name).open("wb") as out:
+            for start in range(0, size, 16 * MIB):
+                out.write(os.urandom(min(16 * MIB, size - start)))
+    result = run_loader(env, "publish", str(source), "--name", "digits", "--version", "1")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def fetches(env, tmp_path) -> Iterator[Callable[[], subprocess.Popen]]:
+    """Starts fetches into tmp_path/models; any still running at the end is ended."""
+    started: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        args = ("--name", "digits", "--version", "1", "--dest", str(tmp_path / "models"))
+        started.append(start_loader(env, "fetch", *args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.communicate()
+
+
+def staging_dirs(dest: Path) -> set[Path]:
+    parent = dest / "digits"
+    return {p for p in parent.glob(".1.partial-*") if p.is_dir()} if parent.exists() else set()
+
+
+def pause_when(process: subprocess.Popen, ready: Callable[[], Path | None], what: str) -> Path:
+    """SIGSTOP `process` as soon as ready() names a path; that path."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        found = ready()
+        if found:
+            process.send_signal(signal.SIGSTOP)
+            return found
+        time.sleep(0.005)
+    raise AssertionError(f"{what} never happened (exit {process.poll()})")
+
+
+def staged_file(dest: Path, name: str, besides: set[Path]) -> Callable[[], Path | None]:
+    """Finds a staging dir, other than `besides`, that has begun on file `name`."""
+
+    def ready() -> Path | None:
+        for staging in staging_dirs(dest) - besides:
+            if (staging / name).exists():
+                return staging
+        return None
+
+    return ready
+
+
+def assert_complete_and_verified(env, dest: Path, published: str) -> None:
+    installed = dest / "digits" / "1"
+    verified = run_loader(env, "verify", str(installed))
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.strip() == published
+    files = sorted(p.name for p in installed.iterdir())
+    assert files == sorted([*SIZES, "manifest.json", "fetch-report.json"])
+
+
+def assert_nothing_left_beside(dest: Path) -> None:
+    assert [p.name for p in (dest / "digits").iterdir()] == ["1"]  # no staging, no lock
+
+
+def test_a_fetch_paused_while_another_installs_finds_its_staging_intact_and_exits_0(
+    env, published, fetches, tmp_path
+):
+    dest = tmp_path / "models"
+    first = fetches()
+    first_staging = pause_when(first, staged_file(dest, "b.onnx", set()), "first fetch on b.onnx")
+
+    second = wait_loader(fetches())
+    assert second.returncode == 0, second.stderr
+    assert first_staging.is_dir() and (first_staging / "a.bin").stat().st_size == SIZES["a.bin"]
+    first.send_signal(signal.SIGCONT)
+    first_done = wait_loader(first)
+
+    assert first_done.returncode == 0, first_done.stderr
+    assert "installed by another fetch first" in first_done.stderr
+    assert_complete_and_verified(env, dest, published)
+    assert_nothing_left_beside(dest)
+
+
+def test_a_paused_fetch_that_resumes_and_renames_first_installs_it_whole(
+    env, published, fetches, tmp_path
+):
+    dest = tmp_path / "models"
+    first = fetches()
+    first_staging = pause_when(first, staged_file(dest, "b.onnx", set()), "first fetch on b.onnx")
+    second = fetches()
+    pause_when(second, staged_file(dest, "a.bin", {first_staging}), "second fetch on a.bin")
+
+    first.send_signal(signal.SIGCONT)
+    first_done = wait_loader(first)
+
+    assert first_done.returncode == 0, first_done.stderr
+    assert_complete_and_verified(env, dest, published)  # exit 0 means the whole model
+    second.send_signal(signal.SIGCONT)
+    second_done = wait_loader(second)
+    assert second_done.returncode == 0, second_done.stderr
+    assert "installed by another fetch first" in second_done.stderr
+    assert_complete_and_verified(env, dest, published)
+    assert_nothing_left_beside(dest)
+
+
+def remove_a(staging: Path) -> None:
+    (staging / "a.bin").unlink()
+
+
+def add_a_stray_file(staging: Path) -> None:
+    (staging / "stray.txt").write_text("not in the manifest")
+
+
+def replace_a_with_same_size(staging: Path) -> None:
+    (staging / "a.tmp").write_bytes(os.urandom(SIZES["a.bin"]))
+    (staging / "a.tmp").rename(staging / "a.bin")
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (remove_a, "missing ['a.bin']"),
+        (add_a_stray_file, "extra ['stray.txt']"),
+        (replace_a_with_same_size, "a.bin: changed after it was verified"),
+    ],
+)
+def test_a_staging_dir_changed_under_a_fetch_exits_5_and_installs_nothing(
+    published, fetches, tmp_path, change, says
+):
+    dest = tmp_path / "models"
+    fetch = fetches()
+    staging = pause_when(fetch, staged_file(dest, "b.onnx", set()), "fetch on b.onnx")
+
+    change(staging)
+    fetch.send_signal(signal.SIGCONT)
+    result = wait_loader(fetch)
+
+    assert result.returncode == 5, result.stderr
+    assert str(staging) in result.error_line and says in result.error_line
+    assert list((dest / "digits").iterdir()) == []
+
+
+def test_the_staging_dir_and_lock_of_a_killed_fetch_are_removed_by_the_next(
+    env, published, fetches, tmp_path
+):
+    dest = tmp_path / "models"
+    killed = fetches()
+    staging = pause_when(killed, staged_file(dest, "b.onnx", set()), "fetch on b.onnx")
+    killed.kill()
+    killed.communicate()
+    assert staging.is_dir() and Path(f"{staging}.lock").is_file()
+
+    again = wait_loader(fetches())
+
+    assert again.returncode == 0, again.stderr
+    assert_complete_and_verified(env, dest, published)
+    assert_nothing_left_beside(dest)
