@@ -16,7 +16,7 @@ __all__ = ["create_app"]
 
 def create_app(config: AppConfig | None = None) -> Flask:
     """Build the app for one worker: load the configured model version, register routes."""
-    from app.routes import docs, health, metrics, oip, predict
+    from app.routes import docs, health, oip, predict
 
     configure_logging()
     config = config or settings().app
@@ -27,7 +27,7 @@ def create_app(config: AppConfig | None = None) -> Flask:
     service.load()
     app.extensions["aiapp"] = service
 
-    for blueprint in (health.bp, oip.bp, predict.bp, metrics.bp, docs.bp):
+    for blueprint in (health.bp, oip.bp, predict.bp, docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     _instrument(app, service)

@@ -45,7 +45,9 @@ class AppConfig:
     max_batch_size: int = 64
     max_request_bytes: int = 1024 * 1024
     intra_op_threads: int = 1
-    metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: metrics shared by workers
+    # PROMETHEUS_MULTIPROC_DIR: the workers' metrics, merged by the master (app/metrics.py);
+    # None in-process (tests): the app keeps its own registry.
+    metrics_dir: Path | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -58,17 +60,23 @@ class Settings:
 
     host: str
     port: int
+    metrics_port: int  # the master's metrics listener, on the same host
     workers: int
     threads: int
     timeout: int
     graceful_timeout: int
     keepalive: int
     drain_seconds: float
+    cgroup_root: Path  # where the container's memory limit is read (app/memory.py)
     app: AppConfig
 
     @property
     def bind(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def metrics_bind(self) -> tuple[str, int]:
+        return self.host, self.metrics_port
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], cpus: int) -> "Settings":
@@ -85,17 +93,24 @@ class Settings:
             max_request_bytes=_integer(env, "MAX_REQUEST_BYTES", 1024 * 1024, minimum=1),
             # onnxruntime threads per worker so that workers x threads never oversubscribe.
             intra_op_threads=_integer(env, "ORT_INTRA_OP_THREADS", max(1, cpus // workers), 1),
-            metrics_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR", None),
+            metrics_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR", None, required=True),
         )
+        port = _integer(env, "APP_PORT", 8080, minimum=1, maximum=65535)
+        metrics_port = _integer(env, "METRICS_PORT", 9090, minimum=1, maximum=65535)
+        if metrics_port == port:
+            raw = env.get("METRICS_PORT", str(metrics_port))
+            raise SettingError("METRICS_PORT", raw, f"a port other than APP_PORT={port}")
         return cls(
             host=_host(env, "APP_HOST", "0.0.0.0"),
-            port=_integer(env, "APP_PORT", 8080, minimum=1, maximum=65535),
+            port=port,
+            metrics_port=metrics_port,
             workers=workers,
             threads=_integer(env, "GUNICORN_THREADS", 4, minimum=1),
             timeout=_integer(env, "GUNICORN_TIMEOUT", 30, minimum=0),
             graceful_timeout=_integer(env, "GUNICORN_GRACEFUL_TIMEOUT", 30, minimum=0),
             keepalive=_integer(env, "GUNICORN_KEEPALIVE", 5, minimum=0),
             drain_seconds=_seconds(env, "SHUTDOWN_DRAIN_SECONDS", 0.0),
+            cgroup_root=_path(env, "CGROUP_ROOT", "/sys/fs/cgroup"),
             app=app,
         )
 
@@ -151,9 +166,13 @@ def _text(
     return raw
 
 
-def _path(env: Mapping[str, str], name: str, default: str | None) -> Path | None:
-    """An absolute path; unset is the default (None: not used)."""
+def _path(
+    env: Mapping[str, str], name: str, default: str | None, required: bool = False
+) -> Path | None:
+    """An absolute path; unset is the default (None: not used), or an error if required."""
     raw = env.get(name, default)
+    if raw is None and required:
+        raise SettingError(name, None, "an absolute path")
     if raw is None:
         return None
     if not raw.startswith("/"):

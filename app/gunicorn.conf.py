@@ -6,8 +6,12 @@ python -m app.server -c app/gunicorn.conf.py 'app:create_app()'
 import shutil
 import sys
 
+from prometheus_client import multiprocess
+
+from app import metrics
 from app.config import settings
 from app.drain import draining
+from app.server import PROG
 
 _settings = settings()  # read and checked by `python -m app.server` before gunicorn started
 
@@ -57,18 +61,34 @@ logconfig_dict = {
 def on_starting(server) -> None:
     """PROMETHEUS_MULTIPROC_DIR must start empty: an emptyDir survives container restarts."""
     directory = _settings.app.metrics_dir
-    if directory is None:
-        return
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for child in directory.iterdir():
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     except OSError as error:
-        print(
-            f"ai-app-server: error: PROMETHEUS_MULTIPROC_DIR={str(directory)!r}: {error.strerror}",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+        _refuse(f"PROMETHEUS_MULTIPROC_DIR={str(directory)!r}: {error.strerror}")
+
+
+def when_ready(server) -> None:
+    """Before the first fork, the master serves the workers' metrics on METRICS_PORT, from a
+    daemon thread. Workers are forked with that thread alive; it holds no lock a worker could
+    inherit locked (prometheus_client's handler logs nothing, the collector only reads files)."""
+    host, port = _settings.metrics_bind
+    try:
+        server.metrics_server = metrics.serve(_settings.app.metrics_dir, host, port)
+    except OSError as error:
+        _refuse(f"METRICS_PORT={port}: cannot listen on {host}:{port}: {error.strerror}")
+    server.log.info("Metrics at: http://%s:%s/metrics", host, port)
+
+
+def post_fork(server, worker) -> None:
+    """A worker closes its copy of the master's metrics listener: only the master answers."""
+    server.metrics_server.socket.close()
+
+
+def _refuse(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def pre_request(worker, req) -> None:
@@ -78,7 +98,4 @@ def pre_request(worker, req) -> None:
 
 
 def child_exit(server, worker) -> None:
-    if _settings.app.metrics_dir is not None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)

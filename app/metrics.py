@@ -1,20 +1,16 @@
 """Prometheus metrics, correct under gunicorn's workers (multiprocess mode).
 
-With PROMETHEUS_MULTIPROC_DIR set (the image and chart set it), each worker writes its values
-to files there and /metrics merges them; without it (tests, `flask run`) the app keeps its own
-registry in memory.
+Each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR; the gunicorn master merges
+them and serves them on METRICS_PORT (`serve`), a port of its own that the public Service
+doesn't expose. A scrape is answered by a thread of the master: it never queues behind
+inference, and it answers while every worker is busy, stuck or restarting. In-process (tests)
+the app keeps its own registry in memory.
 """
 
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -25,10 +21,9 @@ class Metrics:
     """The service's metrics; one instance per app."""
 
     def __init__(self, multiprocess_dir: Path | None = None) -> None:
-        self.multiprocess_dir = multiprocess_dir
         # In multiprocess mode values live in files, not in a registry.
-        self._registry = None if self.multiprocess_dir else CollectorRegistry()
-        registry = self._registry
+        self.registry = None if multiprocess_dir else CollectorRegistry()
+        registry = self.registry
         self.requests = Counter(
             "aiapp_http_requests_total",
             "HTTP requests by route, method and status.",
@@ -86,10 +81,11 @@ class Metrics:
             registry=registry,
         )
 
-    def exposition(self) -> tuple[bytes, str]:
-        if self.multiprocess_dir:
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=str(self.multiprocess_dir))
-        else:
-            registry = self._registry
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+def serve(multiprocess_dir: Path, host: str, port: int) -> WSGIServer:
+    """Serve the workers' merged metrics on host:port (any path; Prometheus asks /metrics)
+    from a daemon thread of this process. Raises OSError when it can't listen."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(multiprocess_dir))
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return server

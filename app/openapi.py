@@ -1,4 +1,5 @@
-"""The OpenAPI 3.0 description of every route, served at /openapi.json (the fuzz tests read it).
+"""The OpenAPI 3.0 description of every route of the public port, served at /openapi.json (the
+fuzz tests read it). Metrics are not among them: the master serves them on a port of its own.
 
 Request bodies follow the Open Inference Protocol's REST spec (KServe v2); every client error
 is a JSON `{"error": "..."}` with a 4xx status.
@@ -144,17 +145,6 @@ SPEC = {
                 503,
                 body="PredictRequest",
             )
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {
-                    "200": {
-                        "description": "text exposition format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
         },
     },
     "components": {

@@ -41,6 +41,11 @@ helm.sh/chart: {{ include "ai-app.chart" . }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The metrics Service's name: the full name, cut to leave room for the suffix. */}}
+{{- define "ai-app.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "ai-app.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "ai-app.testSelectorLabels" -}}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: helm-test
@@ -118,6 +123,9 @@ checkov.io/skip3: "CKV2_K8S_6=networkPolicy.enabled is false by choice: the name
 {{- fail (printf "app.drainSeconds=%v is too short for service.externalTrafficPolicy=Local: the Azure load balancer probes each node every %d s and drops it after %d failed probes, so a terminating pod must keep serving for at least %d s" .Values.app.drainSeconds $interval $probes $lag) }}
 {{- end }}
 {{- end }}
+{{- if eq (int .Values.metrics.port) (int .Values.app.port) }}
+{{- fail (printf "metrics.port=%v must differ from app.port: the metrics port is the one the public Service doesn't expose" .Values.metrics.port) }}
+{{- end }}
 {{- if and (eq .Values.auth.mode "existingSecret") (not .Values.auth.existingSecret.name) }}
 {{- fail "auth.existingSecret.name is required when auth.mode=existingSecret (a Secret holding AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_SAS_TOKEN)" }}
 {{- end }}
@@ -175,6 +183,8 @@ for, since `helm upgrade` can't edit what it reads.
   value: {{ .Values.app.listenAddress | quote }}
 - name: APP_PORT
   value: {{ .Values.app.port | int64 | quote }}
+- name: METRICS_PORT
+  value: {{ .Values.metrics.port | int64 | quote }}
 - name: WEB_CONCURRENCY
   value: {{ .Values.app.workers | int64 | quote }}
 - name: GUNICORN_THREADS

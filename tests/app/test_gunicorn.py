@@ -39,7 +39,7 @@ def test_predictions_over_http_match_in_process_onnxruntime(gunicorn, sample):
 
 def test_request_counts_are_summed_across_both_workers(gunicorn):
     route = 'method="GET",route="/v2/models/<name>",status="200"'
-    before_text = requests.get(gunicorn.url + "/metrics", timeout=10).text
+    before_text = requests.get(gunicorn.metrics_url + "/metrics", timeout=10).text
     before = (
         metric_value(before_text, "aiapp_http_requests_total", route) if route in before_text else 0
     )
@@ -50,7 +50,7 @@ def test_request_counts_are_summed_across_both_workers(gunicorn):
 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(get, range(200)))
-    text = requests.get(gunicorn.url + "/metrics", timeout=10).text
+    text = requests.get(gunicorn.metrics_url + "/metrics", timeout=10).text
 
     assert statuses == [200] * 200
     assert metric_value(text, "aiapp_http_requests_total", route) - before == 200
@@ -69,7 +69,7 @@ def test_metrics_pass_promtool_check_metrics(gunicorn, sample):
     requests.post(
         gunicorn.url + "/predict", json={"instances": sample["x_test"][:2].tolist()}, timeout=10
     )
-    text = requests.get(gunicorn.url + "/metrics", timeout=10).text
+    text = requests.get(gunicorn.metrics_url + "/metrics", timeout=10).text
 
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=text, text=True, capture_output=True

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 
 def infer_body(rows: np.ndarray, **extra) -> dict:
@@ -309,7 +310,8 @@ def test_metrics_count_requests_by_route_template(client):
     client.get("/v2/models/digits")
     client.get("/nope/1")
 
-    text = client.get("/metrics").get_data(as_text=True)
+    registry = client.application.extensions["aiapp"].metrics.registry
+    text = generate_latest(registry).decode()
 
     assert (
         'aiapp_http_requests_total{method="GET",route="/v2/models/<name>",status="200"} 2.0' in text

@@ -1,20 +1,16 @@
 """Every setting is read once at start and validated: a bad value stops the real server
 (`python -m app.server`) before any worker boots, with one line naming the variable."""
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from app.config import AppConfig, SettingError, Settings
-from tests.support.gunicorn_server import REPO_ROOT
-from tests.support.net import free_port
+from tests.support.gunicorn_server import run_to_exit
 
 pytestmark = pytest.mark.slow
 
-SERVER = [sys.executable, "-m", "app.server", "-c", "app/gunicorn.conf.py", "app:create_app()"]
 VALID = {
     "MODEL_ROOT": "/models",
     "MODEL_NAME": "digits",
@@ -22,6 +18,7 @@ VALID = {
     "MODEL_DIGEST": "",
     "APP_HOST": "127.0.0.1",
     "APP_PORT": "8080",
+    "METRICS_PORT": "9090",
     "WEB_CONCURRENCY": "2",
     "GUNICORN_THREADS": "4",
     "GUNICORN_TIMEOUT": "30",
@@ -32,6 +29,7 @@ VALID = {
     "MAX_REQUEST_BYTES": "1048576",
     "ORT_INTRA_OP_THREADS": "1",
     "PROMETHEUS_MULTIPROC_DIR": "/run/prometheus",
+    "CGROUP_ROOT": "/sys/fs/cgroup",
 }
 # Each is tried on the real server: one or more per variable, the issue's first.
 BAD = [
@@ -49,6 +47,9 @@ BAD = [
     ("ORT_INTRA_OP_THREADS", "0"),
     ("APP_PORT", "70000"),
     ("APP_HOST", "local host"),
+    ("METRICS_PORT", "8080"),
+    ("METRICS_PORT", "0"),
+    ("CGROUP_ROOT", "sys/fs/cgroup"),
     ("PROMETHEUS_MULTIPROC_DIR", ""),
     ("MODEL_ROOT", "models"),
     ("MODEL_NAME", "Digits"),
@@ -72,6 +73,9 @@ MORE_BAD = [
     ("APP_PORT", "http"),
     ("APP_HOST", ""),
     ("APP_HOST", "-bad-"),
+    ("METRICS_PORT", "65536"),
+    ("METRICS_PORT", "metrics"),
+    ("CGROUP_ROOT", ""),
     ("PROMETHEUS_MULTIPROC_DIR", "run/prometheus"),
     ("MODEL_ROOT", ""),
     ("MODEL_NAME", ""),
@@ -84,24 +88,10 @@ MORE_BAD = [
 
 
 def start_server(env: dict[str, str], tmp_path: Path) -> tuple[int | None, str, float]:
-    """Run the real server; its exit code (None if still up after 20 s) and output."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        **env,
-        "APP_PORT": env.get("APP_PORT", str(free_port())),
-        "HOME": str(tmp_path),
-    }
+    """Run the real server; its exit code (None if still up after 20 s), output and seconds."""
     started = time.monotonic()
-    process = subprocess.Popen(
-        SERVER, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        output, _ = process.communicate(timeout=20)
-        return process.returncode, output, time.monotonic() - started
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        return None, output, time.monotonic() - started
+    exit_code, output = run_to_exit(env, tmp_path)
+    return exit_code, output, time.monotonic() - started
 
 
 @pytest.mark.parametrize(("name", "value"), BAD, ids=[f"{n}={v!r}" for n, v in BAD])
@@ -125,10 +115,10 @@ def test_more_bad_values_are_refused_naming_the_variable_and_the_value(name, val
     assert str(refused.value).startswith(f"{name}={value!r}: expected ")
 
 
-@pytest.mark.parametrize("name", ["MODEL_NAME", "MODEL_VERSION"])
-def test_the_model_name_and_version_must_be_set(name, tmp_path):
-    env = {k: v for k, v in VALID.items() if k != name}
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prometheus")
+@pytest.mark.parametrize("name", ["MODEL_NAME", "MODEL_VERSION", "PROMETHEUS_MULTIPROC_DIR"])
+def test_the_model_and_the_metrics_directory_must_be_set(name, tmp_path):
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), **VALID}
+    del env[name]
 
     exit_code, output, _ = start_server(env, tmp_path)
 
@@ -154,7 +144,8 @@ def test_a_metrics_directory_that_cannot_be_made_stops_the_master_before_any_wor
 
 def parse(cpus: int = 4, **env: str) -> Settings:
     """Settings for the sample model plus `env`."""
-    return Settings.from_env({"MODEL_NAME": "digits", "MODEL_VERSION": "1", **env}, cpus=cpus)
+    required = {"MODEL_NAME": "digits", "MODEL_VERSION": "1", "PROMETHEUS_MULTIPROC_DIR": "/m"}
+    return Settings.from_env({**required, **env}, cpus=cpus)
 
 
 def test_settings_from_the_charts_environment():
@@ -163,6 +154,8 @@ def test_settings_from_the_charts_environment():
     assert settings.bind == "127.0.0.1:8080"
     assert (settings.workers, settings.threads, settings.timeout) == (2, 4, 30)
     assert (settings.graceful_timeout, settings.keepalive, settings.drain_seconds) == (30, 5, 10)
+    assert settings.metrics_bind == ("127.0.0.1", 9090)
+    assert settings.cgroup_root == Path("/sys/fs/cgroup")
     assert settings.app == AppConfig(
         model_root=Path("/models"),
         model_name="digits",
@@ -178,8 +171,10 @@ def test_defaults_follow_the_cpus_and_values_take_their_documented_forms():
     defaults = parse(cpus=4)
     assert defaults.bind == "0.0.0.0:8080" and defaults.workers == 4
     assert defaults.app.model_root == Path("/models") and defaults.app.model_digest == ""
-    assert defaults.app.intra_op_threads == 1 and defaults.app.metrics_dir is None
+    assert defaults.app.intra_op_threads == 1 and defaults.app.metrics_dir == Path("/m")
     assert defaults.drain_seconds == 0
+    assert defaults.metrics_bind == ("0.0.0.0", 9090)
+    assert defaults.cgroup_root == Path("/sys/fs/cgroup")
 
     assert parse(cpus=4, WEB_CONCURRENCY="1").app.intra_op_threads == 4
     assert parse(APP_HOST="::").bind == "[::]:8080"

@@ -6,9 +6,12 @@ import os
 import re
 import subprocess
 
+import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import latest_version
 
+from app.memory import LOAD_FACTOR, MASTER_BYTES, MIB, WORKER_BYTES
 from tests.chart.conftest import (
     BASE_VALUES,
     CHART,
@@ -227,3 +230,106 @@ def test_notes_log_command_selects_only_the_apps_pods(tmp_path, helm=HELM_V4):
     assert labels == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
     assert not labels.items() <= one(objects, "Pod")["metadata"]["labels"].items()
     assert "each of the 2 gunicorn workers loads its own copy of the model" in notes
+    # The rule the app itself applies at start (app/memory.py), with the release's figures.
+    assert (
+        f"must hold {MASTER_BYTES // MIB} MiB + 2 x ({LOAD_FACTOR} x model size "
+        f"+ {WORKER_BYTES // MIB} MiB)"
+    ) in notes
+    assert "Metrics are on port 9090" in notes
+    assert "kubectl port-forward --namespace default deploy/demo-ai-app 9090 &" in notes
+
+
+def monitors(values: dict, helm: str) -> list[dict]:
+    """Rendered as on a cluster with prometheus-operator's and Azure Monitor's CRDs."""
+    return render_flags(
+        merge(
+            {"metrics": {"serviceMonitor": {"enabled": True}, "azureMonitor": {"enabled": True}}},
+            values,
+        ),
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--api-versions",
+        "azmonitoring.coreos.com/v1/PodMonitor",
+        helm=helm,
+    )
+
+
+def service_named(objects: list[dict], name: str) -> dict:
+    (service,) = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == name]
+    return service
+
+
+@HELMS
+@pytest.mark.parametrize("port", [None, 9191], ids=["default", "9191"])
+def test_metrics_have_a_port_of_their_own_that_the_public_service_never_exposes(helm, port):
+    values = {"metrics": {"port": port}} if port else {}
+    port = port or 9090
+    objects = monitors(values, helm)
+    pod = template(objects)
+    (app,) = pod["spec"]["containers"]
+    annotations = pod["metadata"]["annotations"]
+
+    assert {p["name"]: p["containerPort"] for p in app["ports"]} == {"http": 8080, "metrics": port}
+    assert env_names(app)["METRICS_PORT"] == str(port)
+    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    public = service_named(objects, "demo-ai-app")
+    assert public["spec"]["type"] == "LoadBalancer"
+    assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
+    (endpoint,) = one(objects, "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"
+
+
+@HELMS
+def test_the_service_monitor_scrapes_a_cluster_only_metrics_service(helm):
+    objects = monitors({}, helm)
+    monitor = one(objects, "ServiceMonitor")["spec"]
+    metrics = service_named(objects, "demo-ai-app-metrics")
+    public = service_named(objects, "demo-ai-app")
+    selector = monitor["selector"]["matchLabels"]
+
+    assert monitor["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    assert selector.items() <= metrics["metadata"]["labels"].items()
+    assert not selector.items() <= public["metadata"]["labels"].items()
+    assert metrics["spec"]["type"] == "ClusterIP" and metrics["spec"]["clusterIP"] == "None"
+    assert metrics["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert metrics["spec"]["selector"] == public["spec"]["selector"]
+    for version in ("1.30.0", latest_version()):
+        kubernetes_validate.validate(metrics, version, strict=True)
+    without_monitor = [s["metadata"]["name"] for s in by_kind(render(helm=helm), "Service")]
+    assert without_monitor == ["demo-ai-app"]
+    long = monitors({"fullnameOverride": "a" * 63}, helm)  # a Service name is a DNS label
+    names = {s["metadata"]["name"] for s in by_kind(long, "Service")}
+    assert names == {"a" * 63, "a" * 55 + "-metrics"}
+
+
+def policy_rules(objects: list[dict]) -> dict[str, list]:
+    """Each ingress rule's port name and its peers (None: from anywhere)."""
+    rules = one(objects, "NetworkPolicy")["spec"]["ingress"]
+    return {port["port"]: rule.get("from") for rule in rules for port in rule["ports"]}
+
+
+@HELMS
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}}],
+    ids=["public", "ingress-from-anywhere"],
+)
+def test_the_network_policy_admits_metrics_from_in_cluster_peers_only(helm, values):
+    rules = policy_rules(render(values, helm=helm))
+
+    assert set(rules) == {"http", "metrics"}
+    assert rules["metrics"] == [{"namespaceSelector": {}}]  # pods of the cluster, no IPs
+    own = {"networkPolicy": {"metricsFrom": [{"podSelector": {"matchLabels": {"app": "prom"}}}]}}
+    assert policy_rules(render(own, helm=helm))["metrics"] == own["networkPolicy"]["metricsFrom"]
+    closed = policy_rules(render({"networkPolicy": {"metricsFrom": []}}, helm=helm))
+    assert set(closed) == {"http"}  # an empty list closes the port, never opens it to all
+
+
+@HELMS
+def test_the_metrics_port_must_differ_from_the_app_port(helm):
+    error = render_error({"metrics": {"port": 8080}}, helm=helm)
+
+    assert "metrics.port=8080 must differ from app.port" in error

@@ -114,6 +114,7 @@ def test_integer_settings_from_a_values_file_render_as_integers(helm):
                     "drainSeconds": 10,
                 },
                 "model": {"volumeSizeLimit": 2147483648},
+                "metrics": {"port": 9090},
             },
         )
     )
@@ -122,5 +123,5 @@ def test_integer_settings_from_a_values_file_render_as_integers(helm):
     assert seen["app MAX_REQUEST_BYTES"] == "20971520"
     assert seen["app MAX_BATCH_SIZE"] == "1000000"
     assert seen["app GUNICORN_GRACEFUL_TIMEOUT"] == "1200000"
-    assert seen["prometheus.io/port"] == "8080"
+    assert seen["app METRICS_PORT"] == seen["prometheus.io/port"] == "9090"
     assert seen["sizeLimit"] == "2147483648"

@@ -107,7 +107,9 @@ def test_service_monitor_needs_the_value_and_the_operators_crd():
     monitor = next(
         o for o in yaml.safe_load_all(with_crd.stdout) if o and o["kind"] == "ServiceMonitor"
     )
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
 
 
 def test_loader_and_app_share_the_model_volume_read_write_then_read_only():
@@ -236,7 +238,10 @@ def test_probes_use_the_open_inference_protocol_health_routes():
     assert app["startupProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     assert app["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert app["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
-    assert app["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert app["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
 
 
 def test_every_probe_has_a_timeout_above_the_kubelets_one_second_default():
@@ -285,7 +290,7 @@ def test_service_is_a_load_balancer_and_pods_are_annotated_for_prometheus():
         annotations["prometheus.io/scrape"],
         annotations["prometheus.io/port"],
         annotations["prometheus.io/path"],
-    ) == ("true", "8080", "/metrics")
+    ) == ("true", "9090", "/metrics")
 
 
 def test_workload_identity_wires_the_service_account_and_the_pod_label():
@@ -399,12 +404,14 @@ def test_the_network_policy_admits_the_helm_test_pod_and_only_it_besides_ingress
 
 
 @pytest.mark.parametrize("values", [{}, EVERY_OPTION], ids=["defaults", "every-option"])
-def test_the_network_policy_opens_the_app_port_in_and_dns_and_https_out_only(values):
+def test_the_network_policy_opens_the_app_and_metrics_ports_in_and_dns_and_https_out_only(values):
     policy = one(render(values), "NetworkPolicy")["spec"]
 
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    for rule in policy["ingress"]:
-        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert [rule["ports"] for rule in policy["ingress"]] == [
+        [{"port": "http", "protocol": "TCP"}],
+        [{"port": "metrics", "protocol": "TCP"}],
+    ]
     allowed_out = {(53, "UDP"), (53, "TCP"), (443, "TCP")}
     for rule in policy["egress"]:
         assert rule["ports"], "an egress rule without ports opens every port"

@@ -30,6 +30,7 @@ def stack(tmp_path_factory):
         tmp_path_factory.mktemp("e2e"),
         app_port=free_port(),
         azurite_port=free_port(),
+        metrics_port=free_port(),
         release="e2e",
     )
     figures = system.up()
@@ -122,14 +123,15 @@ def test_containers_run_as_the_charts_non_root_uid_on_a_read_only_root(stack):
     assert model_write.returncode != 0
 
 
-def test_metrics_and_a_real_prometheus_show_the_served_version(stack):
-    text = requests.get(stack.url + "/metrics", timeout=5).text
+def test_metrics_on_their_own_port_and_a_real_prometheus_show_the_served_version(stack):
+    text = requests.get(stack.metrics_url + "/metrics", timeout=5).text
     assert (
         f'aiapp_model_info{{digest="{stack.figures["digest"]}",name="digits",version="1"}} 1.0'
         in text
     )
+    assert requests.get(stack.url + "/metrics", timeout=5).status_code == 404  # public port
 
-    with Prometheus([f"127.0.0.1:{stack.app_port}"]) as prometheus:
+    with Prometheus([f"127.0.0.1:{stack.metrics_port}"]) as prometheus:
         result = prometheus.query('aiapp_model_info{name="digits"}')
 
     assert [series["metric"]["version"] for series in result] == ["1"]
@@ -144,7 +146,7 @@ def test_a_model_bump_rolls_the_pod_to_the_new_version(stack):
 
     assert played.returncode == 0, played.stderr
     assert served_model(stack) == {"name": MODEL_NAME, "version": "2", "digest": digest}
-    text = requests.get(stack.url + "/metrics", timeout=5).text
+    text = requests.get(stack.metrics_url + "/metrics", timeout=5).text
     assert 'version="2"' in text and 'version="1"' not in text
 
 

@@ -1,4 +1,5 @@
-"""A real gunicorn serving `app:create_app()` on a free loopback port."""
+"""A real gunicorn serving `app:create_app()` on free loopback ports (the app's and the
+metrics one)."""
 
 import os
 import shutil
@@ -16,6 +17,29 @@ from tests.support.log_audit import audit
 from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER = [sys.executable, "-m", "app.server", "-c", "app/gunicorn.conf.py", "app:create_app()"]
+
+
+def run_to_exit(env: dict[str, str], home: Path, timeout: float = 20) -> tuple[int | None, str]:
+    """Run the real server with only `env` (and a free APP_PORT unless given): its exit code,
+    None if it is still up after `timeout` (then killed), and its output."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **env,
+        "APP_PORT": env.get("APP_PORT", str(free_port())),
+        "METRICS_PORT": env.get("METRICS_PORT", str(free_port())),
+        "HOME": str(home),
+    }
+    process = subprocess.Popen(
+        SERVER, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+        return process.returncode, output
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        return None, output
 
 
 @dataclass
@@ -25,6 +49,7 @@ class GunicornServer:
     env: dict[str, str]
     workers: int = 2
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     scratch: Path | None = None  # the log and PROMETHEUS_MULTIPROC_DIR, removed by stop()
@@ -34,6 +59,10 @@ class GunicornServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
     def start(self, timeout: float = 60.0) -> "GunicornServer":
         self.scratch = Path(tempfile.mkdtemp(prefix="gunicorn-"))
         env = {
@@ -42,19 +71,13 @@ class GunicornServer:
             **self.env,
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(self.port),
+            "METRICS_PORT": str(self.metrics_port),
             "WEB_CONCURRENCY": str(self.workers),
         }
         self.log_path = self.scratch / "gunicorn.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app.server",
-                    "-c",
-                    "app/gunicorn.conf.py",
-                    "app:create_app()",
-                ],
+                SERVER,
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,

@@ -41,6 +41,7 @@ class LocalStack:
     workdir: Path
     app_port: int
     azurite_port: int
+    metrics_port: int
     release: str = "demo"
     app_image: str = os.environ.get("APP_IMAGE", "localhost/ai-app:dev")
     loader_image: str = os.environ.get("LOADER_IMAGE", "localhost/ai-app-loader:dev")
@@ -49,6 +50,10 @@ class LocalStack:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     @property
     def pod_name(self) -> str:
@@ -127,6 +132,7 @@ class LocalStack:
                 "workers": 2,
                 "drainSeconds": 1,  # no load balancer to drain locally: quick replacements
             },
+            "metrics": {"port": self.metrics_port},
             "tests": {"enabled": False},
         }
 
@@ -238,8 +244,11 @@ def main() -> None:
     parser.add_argument(
         "--azurite-port", type=int, default=int(os.environ.get("DEMO_AZURITE_PORT", 10000))
     )
+    parser.add_argument(
+        "--metrics-port", type=int, default=int(os.environ.get("DEMO_METRICS_PORT", 9090))
+    )
     args = parser.parse_args()
-    stack = LocalStack(args.workdir, args.port, args.azurite_port)
+    stack = LocalStack(args.workdir, args.port, args.azurite_port, args.metrics_port)
     if args.command == "down":
         stack.down()
         print("demo removed: pod, secret, Azurite and build/demo")
@@ -255,7 +264,7 @@ ai-app is running: model {MODEL_NAME} v1 (digest {figures["digest"]})
   model:    curl -s {stack.url}/
   predict:  curl -s {stack.url}/predict -H 'content-type: application/json' \\
               -d '{{"instances": [[{row.replace(" ", ",")}]]}}'
-  metrics:  curl -s {stack.url}/metrics | grep aiapp_model_info
+  metrics:  curl -s {stack.metrics_url}/metrics | grep aiapp_model_info
   stop:     make down
 """)
 
