@@ -39,5 +39,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PROMETHEUS_MULTIPROC_DIR=/run/prometheus
 # Fixed non-root UID/GID, the same the chart's securityContext uses.
 USER 10001:10001
-EXPOSE 8080
+# 8080: the API (APP_PORT); 9090: metrics (METRICS_PORT), for cluster pods only.
+EXPOSE 8080 9090
 CMD ["python", "-m", "app.server", "-c", "app/gunicorn.conf.py", "app:create_app()"]

@@ -11,6 +11,7 @@ TOOLS := $(CURDIR)/.tools
 BUILD := $(CURDIR)/build
 REPORTS := $(CURDIR)/reports
 DEMO_PORT ?= 8080
+DEMO_METRICS_PORT ?= 9090
 export PATH := $(TOOLS)/bin:$(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export HELM_V3 := $(TOOLS)/helm-v3/helm
 export HELM_V4 := $(TOOLS)/helm-v4/helm
@@ -190,8 +191,8 @@ images: containers-conf ## Build the app and loader images with podman (a local 
 	done
 
 .PHONY: demo
-demo: setup images ## Run the whole system locally: Azurite, the sample model, the chart's pod on 127.0.0.1, port DEMO_PORT (8080)
-	$(PY) -m tests.support.stack up --port $(DEMO_PORT)
+demo: setup images ## Run the whole system locally: Azurite, the sample model, the chart's pod on 127.0.0.1, ports DEMO_PORT (8080) and DEMO_METRICS_PORT (9090)
+	$(PY) -m tests.support.stack up --port $(DEMO_PORT) --metrics-port $(DEMO_METRICS_PORT)
 
 .PHONY: down
 down: containers-conf ## Remove everything `make demo` made (pod, secret, Azurite, build/demo)
