@@ -4,6 +4,7 @@ import time
 
 from flask import Flask, g, request
 
+from app import connection, responses
 from app.config import AppConfig, settings
 from app.errors import register_error_handlers
 from app.logs import configure_logging
@@ -16,21 +17,23 @@ __all__ = ["create_app"]
 
 def create_app(config: AppConfig | None = None) -> Flask:
     """Build the app for one worker: load the configured model version, register routes."""
-    from app.routes import docs, health, oip, predict
+    from app.routes import docs, health, oip, predict, v1
 
     configure_logging()
     config = config or settings().app
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes + 1  # see app/requests.py
-    app.json.sort_keys = False
+    app.json = responses.StrictJSONProvider(app)
     service = Service(config=config, metrics=Metrics(config.metrics_dir))
     service.load()
     app.extensions["aiapp"] = service
 
-    for blueprint in (health.bp, oip.bp, predict.bp, docs.bp):
+    for blueprint in (health.bp, oip.bp, v1.bp, predict.bp, docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     _instrument(app, service)
+    app.after_request(responses.compress)
+    app.after_request(connection.finish_body)
     return app
 
 

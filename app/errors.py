@@ -7,16 +7,17 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """An error the client can fix (4xx) or a state the server is in (503)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        return jsonify(error=error.message), error.status
+        return jsonify(error=error.message), error.status, error.headers
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -8,7 +8,7 @@ import sys
 
 from prometheus_client import multiprocess
 
-from app import metrics
+from app import connection, metrics
 from app.config import settings
 from app.drain import draining
 from app.server import PROG
@@ -92,10 +92,13 @@ def _refuse(message: str) -> None:
 
 
 def pre_request(worker, req) -> None:
-    """While draining (see app/arbiter.py), each response closes its kept-alive connection."""
+    """While draining (see app/arbiter.py), each response closes its kept-alive connection;
+    the app may close one too (app/connection.py)."""
+    connection.serving(req)
     if draining():
         req.force_close()
 
 
 def child_exit(server, worker) -> None:
+    """A dead worker's live series (aiapp_worker_up) go with it, however it died."""
     multiprocess.mark_process_dead(worker.pid)

@@ -74,6 +74,13 @@ class Metrics:
             multiprocess_mode="max",
             registry=registry,
         )
+        self.worker_up = Gauge(
+            "aiapp_worker_up",
+            "1 for each live worker (label pid); the master drops a dead one's (child_exit).",
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.worker_up.set(1)  # this process, until it exits
         self.fetch_seconds = Gauge(
             "aiapp_model_fetch_seconds",
             "Time the loader took to fetch and verify the model.",

@@ -1,7 +1,8 @@
 """The OpenAPI 3.0 description of every route of the public port, served at /openapi.json (the
 fuzz tests read it). Metrics are not among them: the master serves them on a port of its own.
 
-Request bodies follow the Open Inference Protocol's REST spec (KServe v2); every client error
+Request bodies follow the Open Inference Protocol's REST spec (KServe v2) and TF Serving's
+REST predict API (KServe v1), as JSON, gzip or deflate (Content-Encoding); every client error
 is a JSON `{"error": "..."}` with a 4xx status.
 """
 
@@ -26,26 +27,50 @@ def _path_params(*names: str) -> list[dict]:
     ]
 
 
+# Request and answer codings, on every route that takes a body (app/content_coding.py).
+_CODING_HEADERS = [
+    {
+        "name": "Content-Encoding",
+        "in": "header",
+        "required": False,
+        "description": "the body's coding; decompressed under MAX_REQUEST_BYTES; others: 415",
+        "schema": {"type": "string", "enum": ["identity", "gzip", "deflate"]},
+    },
+    {
+        "name": "Accept-Encoding",
+        "in": "header",
+        "required": False,
+        "description": "gzip or deflate: a successful answer of 1 KiB or more is compressed",
+        "schema": {"type": "string"},
+    },
+]
+
+
 def _op(summary: str, ok: dict, *errors: int, body: str | None = None, params=()) -> dict:
     messages = {
         400: "malformed request: the message says what is wrong",
         404: "no such model or version",
-        413: "request body too large",
-        415: "content type is not JSON",
+        413: "request body too large, as sent or once decompressed",
+        415: "content type is not JSON, or a content coding other than gzip or deflate",
         503: "the model is not loaded (yet), or the server is draining",
     }
     operation = {
         "summary": summary,
         "responses": {"200": ok, **{str(code): _error(messages[code]) for code in errors}},
     }
-    if params:
-        operation["parameters"] = _path_params(*params)
+    parameters = _path_params(*params) + (_CODING_HEADERS if body else [])
+    if parameters:
+        operation["parameters"] = parameters
     if body:
         operation["requestBody"] = {
             "required": True,
             "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}},
         }
     return operation
+
+
+def _schema(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 _READY = _json(
@@ -63,37 +88,73 @@ _MODEL_READY = _json(
     },
     "the model's readiness",
 )
+_MODEL_STATES = ["AVAILABLE", "UNLOADING", "END"]  # TF Serving's, those this server reaches
 _NAME = ("name",)
-_WITH_VERSION = {"parameters": _path_params("name", "version")}
+_VERSIONED = ("name", "version")
+_BODY_ERRORS = (400, 404, 413, 415, 503)
 
-_infer = _op(
-    "Open Inference Protocol inference",
-    _json({"$ref": "#/components/schemas/InferenceResponse"}, "outputs"),
-    400,
-    404,
-    413,
-    415,
-    503,
-    body="InferenceRequest",
-    params=_NAME,
-)
-_metadata = _op(
-    "Model metadata: inputs and outputs with datatypes and shapes",
-    _json({"$ref": "#/components/schemas/ModelMetadata"}, "metadata"),
-    404,
-    503,
-    params=_NAME,
-)
-_model_ready = _op("Model readiness", _MODEL_READY, 404, params=_NAME)
-_model_ready["responses"]["503"] = _MODEL_READY | {"description": "not ready"}
+
+def _infer(params: tuple[str, ...]) -> dict:
+    return _op(
+        "Open Inference Protocol inference",
+        _json(_schema("InferenceResponse"), "outputs"),
+        *_BODY_ERRORS,
+        body="InferenceRequest",
+        params=params,
+    )
+
+
+def _metadata(params: tuple[str, ...]) -> dict:
+    return _op(
+        "Model metadata: inputs and outputs with datatypes and shapes",
+        _json(_schema("ModelMetadata"), "metadata"),
+        404,
+        503,
+        params=params,
+    )
+
+
+def _model_ready(params: tuple[str, ...]) -> dict:
+    operation = _op("Model readiness", _MODEL_READY, 404, params=params)
+    operation["responses"]["503"] = _MODEL_READY | {"description": "not ready"}
+    return operation
+
+
+def _v1_status(params: tuple[str, ...]) -> dict:
+    status = _schema("ModelStatus")
+    operation = _op(
+        "KServe v1 model ready and TF Serving model status", _json(status, "ready"), 404
+    )
+    operation["parameters"] = _path_params(*params)
+    operation["responses"]["503"] = _json(status, 'not ready: "error" says why')
+    return operation
+
+
+def _v1_predict(params: tuple[str, ...]) -> dict:
+    return _op(
+        "TF Serving / KServe v1 predict: rows (instances) or columns (inputs), every output",
+        _json(_schema("V1PredictResponse"), "predictions (rows) or outputs (columns)"),
+        *_BODY_ERRORS,
+        body="V1PredictRequest",
+        params=params,
+    )
+
 
 _TENSOR_DATA = {
-    "description": "flat (row-major) or nested to the tensor's shape",
+    "description": "flat (row-major) or nested to the tensor's shape; in an answer, null "
+    "stands for NaN or ±Infinity",
     "type": "array",
     "items": {},
 }
 _DATATYPE = {"type": "string", "enum": sorted(OIP_DATATYPES)}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+_PARAMETERS = {
+    "description": "string, number or boolean values; unknown ones are ignored",
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+    },
+}
 
 
 def _tensor(**extra: dict) -> dict:
@@ -116,7 +177,8 @@ SPEC = {
     "info": {
         "title": "ai-app inference service",
         "version": __version__,
-        "description": "Open Inference Protocol (KServe v2) REST, plus a simple /predict.",
+        "description": "Open Inference Protocol (KServe v2) REST, KServe v1 / TF Serving "
+        "REST predict, and a simple /predict.",
     },
     "paths": {
         "/": {
@@ -126,19 +188,25 @@ SPEC = {
         "/v2/health/ready": {
             "get": _op("Readiness", _READY) | {"responses": {"200": _READY, "503": _NOT_READY}}
         },
-        "/v2": {
-            "get": _op("Server metadata", _json({"$ref": "#/components/schemas/Server"}, "ok"))
+        "/v2": {"get": _op("Server metadata", _json(_schema("Server"), "ok"))},
+        "/v2/": {"get": _op("Server metadata", _json(_schema("Server"), "ok"))},
+        "/v2/models/{name}": {"get": _metadata(_NAME)},
+        "/v2/models/{name}/versions/{version}": {"get": _metadata(_VERSIONED)},
+        "/v2/models/{name}/ready": {"get": _model_ready(_NAME)},
+        "/v2/models/{name}/versions/{version}/ready": {"get": _model_ready(_VERSIONED)},
+        "/v2/models/{name}/infer": {"post": _infer(_NAME)},
+        "/v2/models/{name}/versions/{version}/infer": {"post": _infer(_VERSIONED)},
+        "/v1/models": {
+            "get": _op("KServe v1 model list", _json(_schema("ModelList"), "the model's name"))
         },
-        "/v2/models/{name}": {"get": _metadata},
-        "/v2/models/{name}/versions/{version}": {"get": _metadata | _WITH_VERSION},
-        "/v2/models/{name}/ready": {"get": _model_ready},
-        "/v2/models/{name}/versions/{version}/ready": {"get": _model_ready | _WITH_VERSION},
-        "/v2/models/{name}/infer": {"post": _infer},
-        "/v2/models/{name}/versions/{version}/infer": {"post": _infer | _WITH_VERSION},
+        "/v1/models/{name}": {"get": _v1_status(_NAME)},
+        "/v1/models/{name}/versions/{version}": {"get": _v1_status(_VERSIONED)},
+        "/v1/models/{name}:predict": {"post": _v1_predict(_NAME)},
+        "/v1/models/{name}/versions/{version}:predict": {"post": _v1_predict(_VERSIONED)},
         "/predict": {
             "post": _op(
-                "Predict the first output for a batch of instances",
-                _json({"$ref": "#/components/schemas/PredictResponse"}, "predictions"),
+                "Predict the first output for a batch of instances (v1 rows, first output)",
+                _json(_schema("PredictResponse"), "predictions"),
                 400,
                 413,
                 415,
@@ -189,17 +257,17 @@ SPEC = {
                 },
                 "required": ["name", "platform", "inputs", "outputs"],
             },
-            "RequestInput": _tensor(parameters={"type": "object"}),
+            "RequestInput": _tensor(parameters=_PARAMETERS),
             "RequestOutput": {
                 "type": "object",
-                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                "properties": {"name": {"type": "string"}, "parameters": _PARAMETERS},
                 "required": ["name"],
             },
             "InferenceRequest": {
                 "type": "object",
                 "properties": {
                     "id": {"type": "string"},
-                    "parameters": {"type": "object"},
+                    "parameters": _PARAMETERS,
                     "inputs": {
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/RequestInput"},
@@ -239,6 +307,71 @@ SPEC = {
                     "model": {"type": "object"},
                 },
                 "required": ["predictions", "model"],
+            },
+            "ModelList": {
+                "type": "object",
+                "properties": {"models": {"type": "array", "items": {"type": "string"}}},
+                "required": ["models"],
+            },
+            "ModelStatus": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "ready": {"type": "boolean"},
+                    "error": {"type": "string"},
+                    "model_version_status": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "version": {"type": "string"},
+                                "state": {"type": "string", "enum": _MODEL_STATES},
+                                "status": {
+                                    "type": "object",
+                                    "properties": {
+                                        "error_code": {"type": "string"},
+                                        "error_message": {"type": "string"},
+                                    },
+                                    "required": ["error_code", "error_message"],
+                                },
+                            },
+                            "required": ["version", "state", "status"],
+                        },
+                    },
+                },
+                "required": ["name", "ready", "model_version_status"],
+            },
+            "V1PredictRequest": {
+                "type": "object",
+                "properties": {
+                    "signature_name": {"type": "string", "enum": ["serving_default"]},
+                    "instances": {
+                        "description": "rows: the sole input's value per instance, or an "
+                        "object naming every input",
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {},
+                    },
+                    "inputs": {
+                        "description": "columns: the sole input's tensor, or an object of "
+                        "tensors by input name"
+                    },
+                },
+                "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+            },
+            "V1PredictResponse": {
+                "type": "object",
+                "properties": {
+                    "predictions": {
+                        "description": "one entry per instance: the output's value, or an "
+                        "object of every output by name",
+                        "type": "array",
+                    },
+                    "outputs": {
+                        "description": "the output's tensor, or an object of tensors by name"
+                    },
+                },
+                "oneOf": [{"required": ["predictions"]}, {"required": ["outputs"]}],
             },
         }
     },

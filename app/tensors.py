@@ -40,13 +40,12 @@ def check_shape(name: str, shape: tuple[int, ...], spec: TensorSpec, max_batch: 
         raise ApiError(400, f"input {name!r}: batch of {shape[0]} is over the maximum {max_batch}")
 
 
-def decode_instances(instances: object, spec: TensorSpec, max_batch: int) -> np.ndarray:
-    """`/predict` instances: a list of the model's first input, one entry per instance."""
-    if not isinstance(instances, list) or not instances:
-        raise ApiError(400, '"instances" must be a non-empty list')
-    raw = _nested("instances", instances)
-    check_shape("instances", raw.shape, spec, max_batch)
-    return _convert("instances", raw, raw.shape, spec)
+def decode_value(name: str, value: object, spec: TensorSpec, max_batch: int) -> np.ndarray:
+    """A tensor in its natural nested form (TF Serving's rows stacked, or one of its
+    columns): the shape is the data's own."""
+    raw = _nested(name, value)
+    check_shape(name, raw.shape, spec, max_batch)
+    return _convert(name, raw, raw.shape, spec)
 
 
 def to_array(name: str, data: object, shape: tuple[int, ...], spec: TensorSpec) -> np.ndarray:
@@ -87,12 +86,22 @@ def _convert(name: str, raw: np.ndarray, shape: tuple[int, ...], spec: TensorSpe
 
 
 def encode_output(spec: TensorSpec, array: np.ndarray) -> dict:
+    """One OIP response output, its data flat (row-major)."""
     return {
         "name": spec.name,
         "datatype": spec.datatype,
         "shape": list(array.shape),
-        "data": array.ravel().tolist(),
+        "data": json_data(array.ravel()),
     }
+
+
+def json_data(array: np.ndarray) -> object:
+    """The array's values as (nested) JSON lists. NaN and ±Infinity are null: JSON has no
+    such numbers (RFC 8259), and null is what KServe writes for them; numpy, and so
+    tritonclient's as_numpy, reads null back as NaN in a float array."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        array = np.where(np.isfinite(array), array, None)
+    return array.tolist()
 
 
 def _is_count(value: object) -> bool:

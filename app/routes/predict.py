@@ -1,13 +1,15 @@
-"""`POST /predict` for simple clients: {"instances": [...]} -> {"predictions": [...]}."""
+"""`POST /predict` for simple clients: {"instances": [...]} -> {"predictions": [...]}.
 
-import time
+TF Serving's row format (`/v1/models/<name>:predict`, app/protocols/tfserving.py) with the
+model's first output only, and the model's identity in the answer."""
 
 from flask import Blueprint, jsonify
 
 from app.errors import ApiError
+from app.protocols import Inference, tfserving
 from app.requests import json_body
 from app.service import service
-from app.tensors import decode_instances
+from app.tensors import json_data
 
 bp = Blueprint("predict", __name__)
 
@@ -19,15 +21,9 @@ def predict():
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, 'the body must be an object with an "instances" list')
-    instances = body.get("instances")
-    spec = model.inputs[0]
-    array = decode_instances(instances, spec, svc.config.max_batch_size)
-
-    started = time.perf_counter()
-    (predictions,) = model.predict({spec.name: array}, [model.outputs[0].name])
-    svc.metrics.inference_seconds.observe(time.perf_counter() - started)
-    svc.metrics.batch_size.observe(len(instances))
+    inputs = tfserving.rows(body.get("instances"), model, svc.config.max_batch_size)
+    (predictions,) = svc.run(Inference(model, inputs, model.outputs[:1]))
     return jsonify(
-        predictions=predictions.tolist(),
+        predictions=json_data(predictions),
         model={"name": model.name, "version": model.version, "digest": model.digest},
     )

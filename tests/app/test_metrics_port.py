@@ -4,6 +4,7 @@ the public one: a scrape neither queues behind inference nor needs a worker."""
 import os
 import signal
 import socket
+import time
 
 import pytest
 import requests
@@ -38,8 +39,20 @@ def test_the_openapi_document_stays_public_and_lists_no_metrics_route(gunicorn):
     )  # the metrics port serves metrics and nothing else
 
 
+def wait_for_every_worker_ready(server: GunicornServer, timeout: float = 30) -> None:
+    """aiapp_model_ready is the minimum over the workers: 1 once each has loaded the model
+    (a forked worker may still be loading when the first one answers)."""
+    deadline = time.monotonic() + timeout
+    while (
+        "aiapp_model_ready 1.0" not in requests.get(server.metrics_url + "/metrics", timeout=5).text
+    ):
+        assert time.monotonic() < deadline, "the workers never all loaded the model"
+        time.sleep(0.1)
+
+
 def test_a_scrape_answers_while_every_worker_is_stopped(sample):
     with GunicornServer(sample["env"], workers=2) as server:
+        wait_for_every_worker_ready(server)
         workers = server.worker_pids()
         for pid in workers:
             os.kill(pid, signal.SIGSTOP)

@@ -6,8 +6,10 @@ hypothesis generates arbitrary JSON for the inference routes. FUZZ_EXAMPLES sets
 examples per operation (`make reliability` runs 10,000+ requests in all).
 """
 
+import gzip
 import json
 import os
+import zlib
 from collections import Counter
 
 import pytest
@@ -141,14 +143,42 @@ VALID_INFER = st.builds(
     },
     ROWS,
 )
-
-
-@given(
-    path=st.sampled_from(
-        ["/predict", "/v2/models/digits/infer", "/v2/models/digits/versions/1/infer"]
-    ),
-    body=JSON_VALUES | INFER_BODIES | PREDICT_BODIES | VALID_PREDICT | VALID_INFER,
+# TF Serving / KServe v1: rows or columns, named or not, with or without a signature.
+V1_BODIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "instances": st.lists(
+            st.lists(st.floats(width=32), min_size=63, max_size=65)
+            | st.fixed_dictionaries({"pixels": st.lists(st.floats(width=32), max_size=65)})
+            | JSON_VALUES,
+            max_size=9,
+        )
+        | JSON_VALUES,
+        "inputs": ROWS | st.builds(lambda rows: {"pixels": rows}, ROWS) | JSON_VALUES,
+        "signature_name": st.sampled_from(["serving_default", "predict", ""]) | JSON_VALUES,
+    },
 )
+VALID_V1 = st.builds(
+    lambda rows, columnar, named: {
+        ("inputs" if columnar else "instances"): {"pixels": rows} if columnar and named else rows
+    },
+    ROWS,
+    st.booleans(),
+    st.booleans(),
+)
+INFERENCE_PATHS = [
+    "/predict",
+    "/v2/models/digits/infer",
+    "/v2/models/digits/versions/1/infer",
+    "/v1/models/digits:predict",
+    "/v1/models/digits/versions/1:predict",
+]
+ANY_BODY = (
+    JSON_VALUES | INFER_BODIES | PREDICT_BODIES | V1_BODIES | VALID_PREDICT | VALID_INFER | VALID_V1
+)
+
+
+@given(path=st.sampled_from(INFERENCE_PATHS), body=ANY_BODY)
 @FUZZ_SETTINGS
 def test_arbitrary_json_to_the_inference_routes_is_answered_without_a_5xx(server, path, body):
     # json.dumps writes NaN/Infinity literals for non-finite floats: those must be 400s too.
@@ -184,6 +214,61 @@ def test_requested_outputs_and_repeated_inputs_get_exactly_what_they_name_or_a_4
     assert response.status_code == (200 if well_formed else 400), (body, response.text[:300])
     if well_formed:
         assert [output["name"] for output in response.json()["outputs"]] == names
+
+
+CODINGS = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": lambda raw: raw}
+
+
+@given(
+    path=st.sampled_from(INFERENCE_PATHS),
+    body=ANY_BODY,
+    codings=st.lists(st.sampled_from(sorted(CODINGS)), min_size=1, max_size=3),
+    accept=st.sampled_from(["gzip", "deflate", "br", "*", "gzip;q=0", "identity", "x;q=abc", ""]),
+)
+@FUZZ_SETTINGS
+def test_a_compressed_body_gets_the_answer_its_plain_body_gets(server, path, body, codings, accept):
+    """Any body, compressed with any stack of codings, is answered as the plain body is
+    (requests undoes a compressed answer), whatever the client accepts in return."""
+    raw = json.dumps(body).encode()
+    compressed = raw
+    for coding in codings:
+        compressed = CODINGS[coding](compressed)
+    headers = {"Content-Type": "application/json", "Accept-Encoding": accept}
+
+    plain = requests.post(server.url + path, data=raw, headers=headers, timeout=30)
+    coded = requests.post(
+        server.url + path,
+        data=compressed,
+        headers={**headers, "Content-Encoding": ", ".join(codings)},
+        timeout=30,
+    )
+    record(plain)
+    record(coded)
+
+    assert_client_error_is_json(coded)
+    assert coded.status_code == plain.status_code, (coded.text[:300], plain.text[:300])
+    if coded.status_code == 200:
+        assert coded.json() == plain.json()
+
+
+@given(
+    path=st.sampled_from(INFERENCE_PATHS),
+    coding=st.sampled_from(["gzip", "deflate", "x-gzip", "br", "zstd", "gzip, br", "", ", ,"])
+    | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=12).map(str.lstrip),
+    raw=st.binary(max_size=2000) | st.builds(gzip.compress, st.binary(max_size=2000)),
+)
+@FUZZ_SETTINGS
+def test_arbitrary_bytes_under_any_content_coding_are_a_4xx(server, path, coding, raw):
+    response = requests.post(
+        server.url + path,
+        data=raw,
+        headers={"Content-Type": "application/json", "Content-Encoding": coding},
+        timeout=30,
+    )
+    record(response)
+
+    assert 400 <= response.status_code < 500
+    assert_client_error_is_json(response)
 
 
 @given(

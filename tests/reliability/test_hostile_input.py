@@ -1,8 +1,10 @@
 """Named hostile requests against a real gunicorn: each is a 4xx JSON error, none a 5xx."""
 
 import contextlib
+import gzip
 import http.client
 import json
+import zlib
 
 import pytest
 
@@ -10,7 +12,8 @@ from tests.support.gunicorn_server import GunicornServer
 
 pytestmark = pytest.mark.slow
 
-ROUTES = ["/predict", "/v2/models/digits/infer"]
+OIP_ROUTE = "/v2/models/digits/infer"
+ROUTES = ["/predict", OIP_ROUTE, "/v1/models/digits:predict"]
 ROW = [0.0] * 64
 
 
@@ -22,7 +25,7 @@ def oip(data: object, datatype: str = "FP32", shape: object = (1, 64)) -> dict:
 
 def body_for(route: str, data_text: str) -> bytes:
     """A request whose tensor data is `data_text`, spliced in as raw JSON text."""
-    template = {"instances": "@"} if route == "/predict" else oip("@")
+    template = oip("@") if route == OIP_ROUTE else {"instances": "@"}
     return json.dumps(template).replace('"@"', data_text).encode()
 
 
@@ -40,7 +43,7 @@ HOSTILE_BODIES = {
     "strings for numbers": lambda route: body_for(route, json.dumps([["1"] * 64])),
     "ragged rows": lambda route: body_for(route, json.dumps([ROW, ROW[:10]])),
     "batch over the limit": lambda route: json.dumps(
-        {"instances": [ROW] * 65} if route == "/predict" else oip([ROW] * 65, shape=(65, 64))
+        oip([ROW] * 65, shape=(65, 64)) if route == OIP_ROUTE else {"instances": [ROW] * 65}
     ).encode(),
     "invalid UTF-8": lambda route: b'{"instances": "\xff\xfe"}',
     "empty body": lambda route: b"",
@@ -49,9 +52,48 @@ HOSTILE_BODIES = {
 }
 
 
-def post(port: int, path: str, body: bytes, content_type: str | None = "application/json"):
+MIB = 1024 * 1024
+
+
+def deflate_bomb(mebibytes: int) -> bytes:
+    """Zeros that inflate to `mebibytes` MiB, in one zlib stream of about 1 KB per MiB."""
+    compressor = zlib.compressobj(9)
+    block = b"0" * MIB
+    return b"".join(compressor.compress(block) for _ in range(mebibytes)) + compressor.flush()
+
+
+def gzip_bomb() -> bytes:
+    """960 MiB of zeros in 960 gzip members of about 1 KB each: under 1 MiB in all."""
+    return gzip.compress(b"0" * MIB, 9) * 960
+
+
+# (Content-Encoding, body, status): compressed bodies a client controls to the last byte.
+HOSTILE_CODINGS = {
+    "gzip bomb, 960 MiB": ("gzip", gzip_bomb, 413),
+    "deflate bomb, 128 MiB": ("deflate", lambda: deflate_bomb(128), 413),
+    "a bomb in a bomb": ("gzip, deflate", lambda: zlib.compress(gzip_bomb()), 413),
+    "40,000 empty gzip members": ("gzip", lambda: gzip.compress(b"") * 40_000, 400),
+    "truncated gzip": (
+        "gzip",
+        lambda: gzip.compress(json.dumps({"instances": [ROW]}).encode())[:-9],
+        400,
+    ),
+    "gzip header, then garbage": ("gzip", lambda: b"\x1f\x8b\x08\x00" + b"\xff" * 1000, 400),
+    "unknown coding": ("br", lambda: b"{}", 415),
+    "coding list of commas": (", , ,", lambda: json.dumps({"instances": [ROW]}).encode(), 200),
+}
+
+
+def post(
+    port: int,
+    path: str,
+    body: bytes,
+    content_type: str | None = "application/json",
+    **headers: str,
+):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": content_type} if content_type is not None else {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
     connection.request("POST", path, body=body, headers=headers)
     response = connection.getresponse()
     return response.status, response.getheader("Content-Type"), response.read()
@@ -61,6 +103,12 @@ def post(port: int, path: str, body: bytes, content_type: str | None = "applicat
 def server(sample):
     with GunicornServer(sample["env"], workers=2) as server:
         yield server
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workers_at_start(server) -> list[int]:
+    """The worker PIDs before the first hostile request (a restarted worker has a new one)."""
+    return sorted(server.worker_pids())
 
 
 def assert_json_client_error(status: int, content_type: str, raw: bytes, expected=None) -> None:
@@ -91,6 +139,18 @@ def test_a_body_that_is_not_json_is_a_415(server, route, content_type):
     status, returned_type, raw = post(server.port, route, b'{"instances": [[1]]}', content_type)
 
     assert_json_client_error(status, returned_type, raw, expected=415)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CODINGS))
+def test_hostile_compressed_bodies_are_answered_in_bounded_memory(server, case):
+    coding, make_body, expected = HOSTILE_CODINGS[case]
+    headers = {"Content-Encoding": coding}
+
+    status, content_type, raw = post(server.port, "/predict", make_body(), **headers)
+
+    assert status == expected, raw[:300]
+    if expected != 200:
+        assert_json_client_error(status, content_type, raw, expected=expected)
 
 
 def send_then_read(port: int, path: str, body, headers: dict[str, str]):
@@ -125,6 +185,6 @@ def test_a_100_mb_chunked_body_is_a_413(server, route):
     assert_json_client_error(status, content_type, raw, expected=413)
 
 
-def test_the_workers_survived(server):
-    assert len(server.worker_pids()) == 2
+def test_the_workers_survived(server, workers_at_start):
+    assert sorted(server.worker_pids()) == workers_at_start
     assert "Traceback" not in server.logs()
