@@ -82,6 +82,7 @@ lock: $(UV) ## Re-resolve requirements/*.txt from pyproject.toml's groups and re
 	$(UV_COMPILE) requirements/checkov.in -o requirements/checkov.txt
 	$(UV_COMPILE) requirements/pip.in -o requirements/pip.txt
 	$(UV_COMPILE) requirements/uv.in -o requirements/uv.txt
+	$(UV_COMPILE) requirements/mutation.in -o requirements/mutation.txt
 
 $(UV): requirements/uv.txt
 	[ -x $(TOOLS)/uv/bin/python ] || $(PYTHON) -m venv $(TOOLS)/uv
@@ -124,6 +125,16 @@ reliability: setup ## Load (60 s at c=64), shutdown, 10,000+ fuzzed requests, st
 .PHONY: bench
 bench: setup ## Benchmarks (tests/benchmarks), figures printed side by side
 	$(PYTEST) tests/benchmarks -m bench -s -p no:cacheprovider
+
+.PHONY: mutation
+mutation: venv node $(TOOLS)/mutation/bin/cosmic-ray ## Mutation testing (cosmic-ray, pyproject [tool.mutation]): scores, survivors, reports/mutation.txt
+	$(PY) -m tests.support.mutation --tools $(TOOLS)/mutation/bin --report $(REPORTS)/mutation.txt
+
+$(TOOLS)/mutation/bin/cosmic-ray: requirements/pip.txt requirements/mutation.txt
+	[ -x $(TOOLS)/mutation/bin/python ] || $(PYTHON) -m venv $(TOOLS)/mutation
+	$(TOOLS)/mutation/bin/python -m pip install --quiet --require-hashes -r requirements/pip.txt
+	$(TOOLS)/mutation/bin/python -m pip install --quiet --require-hashes -r requirements/mutation.txt
+	touch $@
 
 # ---------------------------------------------------------------- model
 .PHONY: sample-model

@@ -98,17 +98,19 @@ def _require_account_url(storage: StorageSettings, mode: str) -> str:
 
 
 def _credential(storage: StorageSettings, mode: str) -> object:
-    if mode == "sas":
-        if not storage.sas_token:
-            raise UsageError("auth sas: AZURE_STORAGE_SAS_TOKEN is unset")
-        return storage.sas_token.lstrip("?")
-    if mode == "identity":
-        from azure.identity import DefaultAzureCredential
+    match mode:
+        case "sas":
+            if not storage.sas_token:
+                raise UsageError("auth sas: AZURE_STORAGE_SAS_TOKEN is unset")
+            return storage.sas_token.lstrip("?")
+        case "identity":
+            from azure.identity import DefaultAzureCredential
 
-        # Covers AKS workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID,
-        # AZURE_FEDERATED_TOKEN_FILE), managed identity, and a developer's az login.
-        return DefaultAzureCredential(exclude_interactive_browser_credential=True)
-    return None  # anonymous: public read access
+            # Covers AKS workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID,
+            # AZURE_FEDERATED_TOKEN_FILE), managed identity, and a developer's az login.
+            return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        case _:
+            return None  # anonymous: public read access
 
 
 @contextlib.contextmanager

@@ -45,10 +45,10 @@ def loader(loader_env: dict[str, str]) -> Callable[..., LoaderRun]:
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    """A multi-file model: a 5 MB weights file (several ranges), a config, a nested file."""
+    """A multi-file model: a 5 MB weights file, a config, a file two directories down."""
     root = tmp_path / "model-src"
-    (root / "tokenizer").mkdir(parents=True)
+    (root / "tokenizer" / "en").mkdir(parents=True)
     (root / "model.onnx").write_bytes(os.urandom(5 * 1024 * 1024 + 123))
     (root / "config.json").write_text('{"labels": 10}\n')
-    (root / "tokenizer" / "vocab.txt").write_text("a\nb\nc\n")
+    (root / "tokenizer" / "en" / "vocab.txt").write_text("a\nb\nc\n")
     return root

@@ -94,6 +94,25 @@ def test_a_copy_of_another_version_is_replaced_by_the_published_one(loader, mode
     assert sorted(p.name for p in (dest / "digits").iterdir()) == ["1", "2"]
 
 
+def test_an_intact_install_of_another_digest_is_no_hit_for_a_pinned_fetch(
+    loader, model_dir, published, dest
+):
+    """digits/1 republished (--force) with other content: the install of the old one still
+    verifies against its own manifest, but a fetch pinned to the new digest replaces it."""
+    (model_dir / "config.json").write_text('{"labels": 12}\n')
+    forced = loader("publish", str(model_dir), "--name", "digits", "--version", "1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    new = forced.stdout.strip()
+    assert loader("verify", str(dest / "digits" / "1")).stdout.strip() == published != new
+
+    result = loader(*fetch_args(dest, "1", "--digest", new))
+
+    assert result.returncode == 0, result.stderr
+    assert '"event": "cache hit"' not in result.stderr
+    assert loader("verify", str(dest / "digits" / "1")).stdout.strip() == new
+    assert (dest / "digits" / "1" / "config.json").read_text() == '{"labels": 12}\n'
+
+
 def test_a_pinned_fetch_compares_the_digest_before_hashing_the_installed_files(
     loader, published, dest
 ):

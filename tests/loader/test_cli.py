@@ -23,11 +23,14 @@ def test_list_shows_complete_versions_with_digests(loader, container, model_dir)
 
     assert plain.returncode == 0 and as_json.returncode == 0
     rows = [json.loads(line) for line in as_json.stdout.splitlines()]
-    assert {row["version"]: row["digest"] for row in rows} == digests
-    assert all(row["created"] and row["bytes"] > 5_000_000 for row in rows)
+    # Lists, not dicts: a version printed twice must show as twice.
+    assert [(row["version"], row["digest"]) for row in rows] == list(digests.items())
     assert [line.split("\t")[:2] for line in plain.stdout.splitlines()] == [
-        [row["version"], row["digest"]] for row in rows
+        [version, digest] for version, digest in digests.items()
     ]
+    total = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    assert all(row["created"] and row["bytes"] == total for row in rows)
+    assert "skipping" not in as_json.stderr  # digits/3 has no manifest: not even read
 
 
 def test_check_is_the_release_preflight(loader, model_dir):

@@ -3,13 +3,16 @@ chosen point: neither removes the other's staging directory, both exit 0, and wh
 installed is complete and verified, whichever renames first."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 from tests.support.loader_cli import run_loader, start_loader, wait_loader
 
@@ -25,20 +28,29 @@ ONE_AT_A_TIME = {
 }
 
 
-@pytest.fixture
-def env(loader_env) -> dict[str, str]:
-    return {**loader_env, **ONE_AT_A_TIME}
+@pytest.fixture(scope="module")
+def env(azurite) -> Iterator[dict[str, str]]:
+    """One container for the module: its tests only read the model published there."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string())
+    container = service.create_container(f"t{uuid.uuid4().hex[:12]}")
+    yield azurite.loader_env(
+        MODEL_CONTAINER=container.container_name,
+        MODEL_FETCH_RETRIES="2",
+        MODEL_FETCH_BACKOFF_SECONDS="0.1",
+        **ONE_AT_A_TIME,
+    )
+    container.delete_container()
 
 
-@pytest.fixture
-def published(env, tmp_path) -> str:
-    source = tmp_path / "source"
-    source.mkdir()
+@pytest.fixture(scope="module")
+def published(env, tmp_path_factory) -> str:
+    source = tmp_path_factory.mktemp("source")
     for name, size in SIZES.items():
         with (source / name).open("wb") as out:
             for start in range(0, size, 16 * MIB):
                 out.write(os.urandom(min(16 * MIB, size - start)))
     result = run_loader(env, "publish", str(source), "--name", "digits", "--version", "1")
+    shutil.rmtree(source)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -122,6 +134,28 @@ def test_a_fetch_paused_while_another_installs_finds_its_staging_intact_and_exit
     assert_nothing_left_beside(dest)
 
 
+def test_the_installed_directory_is_the_verified_staging_directory_renamed(
+    env, published, fetches, tmp_path
+):
+    """Atomic for the app: the version appears by one rename, so the installed directory
+    and its files are the very ones that were staged (same inodes), never a copy."""
+    dest = tmp_path / "models"
+    fetch = fetches()
+    staging = pause_when(fetch, staged_file(dest, "b.onnx", set()), "fetch on b.onnx")
+    staged = {path.name: path.stat().st_ino for path in (staging, staging / "a.bin")}
+    fetch.send_signal(signal.SIGCONT)
+
+    result = wait_loader(fetch)
+
+    assert result.returncode == 0, result.stderr
+    installed = dest / "digits" / "1"
+    assert {
+        staging.name: installed.stat().st_ino,
+        "a.bin": (installed / "a.bin").stat().st_ino,
+    } == (staged)
+    assert_complete_and_verified(env, dest, published)
+
+
 def test_a_paused_fetch_that_resumes_and_renames_first_installs_it_whole(
     env, published, fetches, tmp_path
 ):
@@ -157,12 +191,21 @@ def replace_a_with_same_size(staging: Path) -> None:
     (staging / "a.tmp").rename(staging / "a.bin")
 
 
+def rewrite_a_in_place_dated_earlier(staging: Path) -> None:
+    """Same inode and size; only its mtime tells, and it now reads as older."""
+    before = (staging / "a.bin").stat()
+    with (staging / "a.bin").open("r+b") as handle:
+        handle.write(os.urandom(MIB))
+    os.utime(staging / "a.bin", ns=(before.st_atime_ns, before.st_mtime_ns - 10**9))
+
+
 @pytest.mark.parametrize(
     ("change", "says"),
     [
         (remove_a, "missing ['a.bin']"),
         (add_a_stray_file, "extra ['stray.txt']"),
         (replace_a_with_same_size, "a.bin: changed after it was verified"),
+        (rewrite_a_in_place_dated_earlier, "a.bin: changed after it was verified"),
     ],
 )
 def test_a_staging_dir_changed_under_a_fetch_exits_5_and_installs_nothing(

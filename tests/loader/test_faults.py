@@ -17,30 +17,43 @@ BLOB_BYTES = 192 * 1024 * 1024
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def own_azurite(tmp_path):
-    """An Azurite this test may kill and restart (data kept on disk across restarts)."""
-    server = Azurite(workdir=tmp_path / "azurite-data")
-    server.workdir.mkdir()
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """An Azurite these tests stop and restart (data kept on disk across restarts)."""
+    server = Azurite(workdir=tmp_path_factory.mktemp("azurite-data"))
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def big_model(own_azurite, tmp_path) -> dict[str, str]:
-    source = tmp_path / "big"
-    source.mkdir()
+def own_azurite(store):
+    """The store, running when the test starts (the test before may have left it stopped)."""
+    if store.process is None:
+        store.start()
+    return store
+
+
+@pytest.fixture(scope="module")
+def published_big(store, tmp_path_factory) -> dict[str, str]:
+    """big/1 published once for the module; the loader env to fetch it."""
+    source = tmp_path_factory.mktemp("big")
     with (source / "model.onnx").open("wb") as handle:
         for _ in range(BLOB_BYTES // (16 * 1024 * 1024)):
             handle.write(os.urandom(16 * 1024 * 1024))
     # One 1 MiB range at a time: slow enough to be interrupted on purpose.
-    env = own_azurite.loader_env(
+    env = store.loader_env(
         MODEL_FETCH_RANGE_CONCURRENCY="1", MODEL_FETCH_CHUNK_BYTES=str(1024 * 1024)
     )
     published = run_loader(env, "publish", str(source), "--name", "big", "--version", "1")
+    (source / "model.onnx").unlink()
     assert published.returncode == 0, published.stderr
     return env
+
+
+@pytest.fixture
+def big_model(own_azurite, published_big) -> dict[str, str]:
+    return published_big
 
 
 def fetch_then_stop_the_store(server: Azurite, env: dict[str, str], dest: Path):

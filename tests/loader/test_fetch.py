@@ -31,7 +31,7 @@ def test_fetch_installs_every_file_with_manifest_and_report(loader, model_dir, p
 
     assert result.returncode == 0, result.stderr
     installed = dest / "digits" / "1"
-    for name in ("model.onnx", "config.json", "tokenizer/vocab.txt"):
+    for name in ("model.onnx", "config.json", "tokenizer/en/vocab.txt"):
         assert (installed / name).read_bytes() == (model_dir / name).read_bytes()
     assert hashlib.sha256((installed / "manifest.json").read_bytes()).hexdigest() == published
     report = json.loads((installed / "fetch-report.json").read_text())
@@ -39,6 +39,7 @@ def test_fetch_installs_every_file_with_manifest_and_report(loader, model_dir, p
     assert report["digest"] == published and report["bytes"] == total
     assert report["files"] == 3 and report["cache_hit"] is False and report["seconds"] > 0
     assert sorted(p.name for p in (dest / "digits").iterdir()) == ["1"]
+    assert "fails verification" not in result.stderr  # nothing was installed to verify
 
 
 def test_fetch_reads_every_option_from_the_chart_env(loader, published, dest):
@@ -127,9 +128,10 @@ def test_tampered_installed_copy_is_fetched_again(loader, published, dest):
 
 
 def test_leftovers_of_a_killed_fetch_are_removed(loader, published, dest):
-    leftover = dest / "digits" / ".1.partial-deadbeef"
-    leftover.mkdir(parents=True)
-    (leftover / "model.onnx").write_bytes(b"half")
+    """Its staging dir (no lock file: its owner is gone) and an old copy it moved aside."""
+    for leftover in (dest / "digits" / ".1.partial-deadbeef", dest / "digits" / ".1.retired-0"):
+        leftover.mkdir(parents=True)
+        (leftover / "model.onnx").write_bytes(b"half")
 
     result = loader(*fetch_args(dest))
 

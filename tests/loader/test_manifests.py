@@ -1,6 +1,8 @@
 """Manifests the loader must refuse, published straight to Azurite with the SDK (no publish
-would write them): each is exit 5 with one line naming what is wrong, for fetch, check,
-verify, and list skips it; nothing is installed, and the read is bounded."""
+would write them): exit 5 with one line naming what is wrong, for fetch, check, verify, and
+list skips them; nothing is installed, and the read is bounded. Every case of BAD is refused
+by the parser with its message (test_manifest.py, in-process); the CLI runs here take one
+case of each way a manifest is refused (decoding, structure, a field, an entry, a path)."""
 
 import hashlib
 import json
@@ -74,11 +76,19 @@ BAD = {
     "version a number": (manifest(version=1), "version must be a string"),
     "format a number": (manifest(format=1), "format must be a string"),
     "other schema": (manifest(schema_version=2), "unsupported schema_version 2"),
+    "schema 0": (manifest(schema_version=0), "unsupported schema_version 0"),
+    "schema true": (manifest(schema_version=True), "unsupported schema_version True"),
+    "schema missing": (manifest(schema_version=None), "unsupported schema_version None"),
     "not an object": (b"[]", "must be a JSON object"),
     "not JSON": (b"weights, not json", "not JSON"),
     "not UTF-8": (b'{"name": "\xff"}', "not JSON"),
 }
 HEADLINE = ["nested 100000 deep", "NUL byte in a path", "a file and a directory", "no files"]
+THROUGH_THE_CLI = [
+    *HEADLINE,
+    *("not UTF-8", "not an object", "schema missing", "name a number", "files an object"),
+    *("lone surrogate", "backslash", "absurd size", "sha256 not hex", "duplicate path"),
+]
 
 
 @pytest.fixture
@@ -90,7 +100,7 @@ def fetch(loader, dest) -> LoaderRun:
     return loader("fetch", "--name", "digits", "--version", "1", "--dest", str(dest))
 
 
-@pytest.mark.parametrize("case", list(BAD))
+@pytest.mark.parametrize("case", THROUGH_THE_CLI)
 def test_a_bad_manifest_makes_fetch_exit_5_with_one_line_and_install_nothing(
     loader, container: ContainerClient, dest, case
 ):

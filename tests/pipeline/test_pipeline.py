@@ -50,7 +50,9 @@ def test_pipeline_stages_test_build_release_in_order_with_their_gates():
     pipeline = yaml.safe_load(PIPELINE.read_text())
     stages = {stage["stage"]: stage for stage in pipeline["stages"]}
 
-    assert list(stages) == ["Test", "Build", "Release"]
+    assert list(stages) == ["Test", "Mutation", "Build", "Release"]
+    # The nightly mutation run reports beside the build; it never holds a release back.
+    assert (stages["Build"]["dependsOn"], stages["Release"]["dependsOn"]) == ("Test", "Build")
     assert pipeline["schedules"][0]["always"] is False
     assert "refs/heads/main" in stages["Build"]["condition"]
     # When the Release stage runs: tests/pipeline/test_release_gate.py evaluates it.
@@ -97,3 +99,23 @@ def test_images_install_only_their_groups_lock_with_hashes(dockerfile, group):
         rf"pip install .*--require-hashes --no-deps -r requirements/{group}\.txt\s*", installs[0]
     )
     assert "pyproject.toml" not in text
+
+
+def test_the_nightly_mutation_run_publishes_the_report_make_mutation_writes():
+    pipeline = yaml.safe_load(PIPELINE.read_text())
+    stage = next(s for s in pipeline["stages"] if s["stage"] == "Mutation")
+    (job,) = stage["jobs"]
+    scripts = [step["script"] for step in job["steps"] if "script" in step]
+    (publish,) = [s for s in job["steps"] if s.get("task") == "PublishPipelineArtifact@1"]
+    recipe = subprocess.run(
+        ["make", "-n", "mutation", "REPORTS=reports"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    assert "eq(variables['Build.Reason'], 'Schedule')" in stage["condition"]
+    assert scripts == ["make mutation"]
+    assert f"--report {publish['inputs']['targetPath']}" in recipe
+    assert publish["condition"] == "succeededOrFailed()"
