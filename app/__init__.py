@@ -17,7 +17,7 @@ __all__ = ["create_app"]
 
 def create_app(config: AppConfig | None = None) -> Flask:
     """Build the app for one worker: load the configured model version, register routes."""
-    from app.routes import docs, health, oip, predict, v1
+    from app.routes import docs, health, oip, page, predict, v1
 
     configure_logging()
     config = config or settings().app
@@ -28,7 +28,7 @@ def create_app(config: AppConfig | None = None) -> Flask:
     service.load()
     app.extensions["aiapp"] = service
 
-    for blueprint in (health.bp, oip.bp, v1.bp, predict.bp, docs.bp):
+    for blueprint in (health.bp, oip.bp, v1.bp, predict.bp, docs.bp, page.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     _instrument(app, service)

@@ -21,6 +21,9 @@ HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 INTEGER = re.compile(r"[0-9]{1,10}")  # no sign, no spaces, no 1e3, no 1_000
 INT32_MAX = 2**31 - 1  # what gunicorn and onnxruntime take as an int
 NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+# Pixels an image may declare before it is decoded (app/images.py): a 24-megapixel camera's
+# 6000x4000 frame fits, and one decoded RGBA frame stays under 100 MB per worker thread.
+MAX_IMAGE_PIXELS = 25_000_000
 
 
 class SettingError(ValueError):
@@ -45,6 +48,7 @@ class AppConfig:
     max_batch_size: int = 64
     max_request_bytes: int = 1024 * 1024
     intra_op_threads: int = 1
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     # PROMETHEUS_MULTIPROC_DIR: the workers' metrics, merged by the master (app/metrics.py);
     # None in-process (tests): the app keeps its own registry.
     metrics_dir: Path | None = None
@@ -93,6 +97,7 @@ class Settings:
             max_request_bytes=_integer(env, "MAX_REQUEST_BYTES", 1024 * 1024, minimum=1),
             # onnxruntime threads per worker so that workers x threads never oversubscribe.
             intra_op_threads=_integer(env, "ORT_INTRA_OP_THREADS", max(1, cpus // workers), 1),
+            max_image_pixels=_integer(env, "MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS, minimum=1),
             metrics_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR", None, required=True),
         )
         port = _integer(env, "APP_PORT", 8080, minimum=1, maximum=65535)

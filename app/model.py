@@ -9,6 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
+import model_spec
+from model_spec import ImageInput
+
 MANIFEST = "manifest.json"
 FETCH_REPORT = "fetch-report.json"
 
@@ -26,6 +29,7 @@ OIP_DATATYPES = {
     "FP16": np.float16,
     "FP32": np.float32,
     "FP64": np.float64,
+    "BYTES": np.object_,  # onnxruntime's string tensors: str elements
 }
 ONNX_TYPES = {
     "tensor(bool)": "BOOL",
@@ -40,7 +44,11 @@ ONNX_TYPES = {
     "tensor(float16)": "FP16",
     "tensor(float)": "FP32",
     "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
 }
+
+
+FLOAT_TYPES = ("FP16", "FP32", "FP64")
 
 
 class ModelLoadError(Exception):
@@ -70,6 +78,8 @@ class Model(Protocol):
     outputs: tuple[TensorSpec, ...]
     load_seconds: float
     fetch_report: dict
+    image_input: ImageInput | None  # how the first input wants encoded images, if it does
+    labels: tuple[str, ...] | None  # the first output's class names, in index order
 
     def predict(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]: ...
 
@@ -121,6 +131,7 @@ class OnnxModel:
         self.version = version
         self.inputs = tuple(_spec(arg) for arg in self._session.get_inputs())
         self.outputs = tuple(_spec(arg) for arg in self._session.get_outputs())
+        self.image_input, self.labels = _read_spec(directory, self.inputs, self.outputs)
         self.fetch_report = _read_report(directory / FETCH_REPORT)
         self.load_seconds = time.perf_counter() - started
 
@@ -133,6 +144,30 @@ def _spec(arg) -> TensorSpec:
         raise ModelLoadError(f"tensor {arg.name}: unsupported type {arg.type}")
     shape = tuple(dim if isinstance(dim, int) else -1 for dim in arg.shape)
     return TensorSpec(arg.name, ONNX_TYPES[arg.type], shape)
+
+
+def _read_spec(
+    directory: Path, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+) -> tuple[ImageInput | None, tuple[str, ...] | None]:
+    """What the version directory declares beside the model (model_spec), re-checked
+    against the model's own first input and output: any mismatch keeps the app not ready."""
+    try:
+        image_input = model_spec.read_image_input(directory, inputs[0].shape if inputs else ())
+        labels = model_spec.read_labels(directory, outputs[0].shape)
+    except model_spec.SpecError as exc:
+        raise ModelLoadError(f"{directory}: {exc}") from None
+    scores = outputs[0]
+    if labels is not None and (len(scores.shape) != 2 or scores.datatype not in FLOAT_TYPES):
+        raise ModelLoadError(
+            f"{directory}: labels need class scores [batch, classes] as the first output; "
+            f"{scores.name!r} is {scores.datatype} {list(scores.shape)}"
+        )
+    if image_input is not None and len(inputs) != 1:
+        raise ModelLoadError(
+            f"{directory / model_spec.PREPROCESSOR_CONFIG}: images need a model with one "
+            f"input; this one takes {[spec.name for spec in inputs]}"
+        )
+    return image_input, labels
 
 
 def _read_report(path: Path) -> dict:

@@ -7,6 +7,7 @@ is a JSON `{"error": "..."}` with a 4xx status.
 """
 
 from app import __version__
+from app.images import CONTENT_TYPES as IMAGE_CONTENT_TYPES
 from app.model import OIP_DATATYPES
 
 JSON = "application/json"
@@ -18,6 +19,14 @@ def _json(schema: dict, description: str) -> dict:
 
 def _error(description: str) -> dict:
     return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+def _text(kind: str) -> dict:
+    return {kind: {"schema": {"type": "string"}}}
+
+
+def _asset(kind: str) -> dict:
+    return {"description": "the file", "content": _text(kind)}
 
 
 def _path_params(*names: str) -> list[dict]:
@@ -95,13 +104,39 @@ _BODY_ERRORS = (400, 404, 413, 415, 503)
 
 
 def _infer(params: tuple[str, ...]) -> dict:
-    return _op(
+    """OIP inference, JSON or with the binary tensor data extension (app/protocols/binary.py):
+    the JSON part, then the raw tensors; its length in Inference-Header-Content-Length."""
+    operation = _op(
         "Open Inference Protocol inference",
         _json(_schema("InferenceResponse"), "outputs"),
         *_BODY_ERRORS,
         body="InferenceRequest",
         params=params,
     )
+    binary = {
+        "schema": {
+            "type": "string",
+            "format": "binary",
+            "description": "the inference request (response) object as JSON, then the binary "
+            "data of each input (output) with parameters.binary_data_size, in order",
+        }
+    }
+    operation["requestBody"]["content"]["application/octet-stream"] = binary
+    operation["responses"]["415"] = _error(
+        "content type neither JSON nor application/octet-stream, or a content coding other "
+        "than gzip or deflate"
+    )
+    operation["responses"]["200"]["content"]["application/octet-stream"] = binary
+    operation["parameters"].append(
+        {
+            "name": "Inference-Header-Content-Length",
+            "in": "header",
+            "required": False,
+            "description": "binary tensor data: the byte length of the body's JSON part",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        }
+    )
+    return operation
 
 
 def _metadata(params: tuple[str, ...]) -> dict:
@@ -140,6 +175,49 @@ def _v1_predict(params: tuple[str, ...]) -> dict:
     )
 
 
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _predict() -> dict:
+    """/predict: numeric instances or images (app/image_requests.py); labelled answers for
+    a model with labels (app/labels.py)."""
+    operation = _op(
+        "Predict the first output for a batch of instances or images, labelled when the "
+        "model declares labels",
+        _json(_schema("PredictResponse"), "predictions, in request order"),
+        400,
+        413,
+        415,
+        503,
+        body="PredictRequest",
+    )
+    operation["responses"]["415"] = _error(
+        "content type is none of JSON, multipart/form-data and the image types; images to a "
+        "model without preprocessor_config.json; a content coding other than gzip or deflate"
+    )
+    operation["parameters"].insert(
+        0,
+        {
+            "name": "top_k",
+            "in": "query",
+            "required": False,
+            "description": "labels per image for a model with labels (default 5, capped at "
+            "the class count); 400 for a model without",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 999999999},
+        },
+    )
+    images = {
+        "type": "object",
+        "description": "one or more image files, a batch in order",
+        "additionalProperties": {"oneOf": [_BINARY, {"type": "array", "items": _BINARY}]},
+    }
+    operation["requestBody"]["content"] |= {
+        "multipart/form-data": {"schema": images},
+        **{kind: {"schema": _BINARY} for kind in IMAGE_CONTENT_TYPES},
+    }
+    return operation
+
+
 _TENSOR_DATA = {
     "description": "flat (row-major) or nested to the tensor's shape; in an answer, null "
     "stands for NaN or ±Infinity",
@@ -149,7 +227,8 @@ _TENSOR_DATA = {
 _DATATYPE = {"type": "string", "enum": sorted(OIP_DATATYPES)}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
 _PARAMETERS = {
-    "description": "string, number or boolean values; unknown ones are ignored",
+    "description": "string, number or boolean values; unknown ones are ignored; binary "
+    "tensor data: binary_data_size (inputs), binary_data (outputs), binary_data_output",
     "type": "object",
     "additionalProperties": {
         "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
@@ -178,12 +257,20 @@ SPEC = {
         "title": "ai-app inference service",
         "version": __version__,
         "description": "Open Inference Protocol (KServe v2) REST, KServe v1 / TF Serving "
-        "REST predict, and a simple /predict.",
+        "REST predict, a simple /predict (numbers or images in, labels out) and an upload page.",
     },
     "paths": {
         "/": {
-            "get": _op("Service, version and the model served", _json({"type": "object"}, "info"))
+            "get": _op(
+                "Service, version and the model served; the upload page for a browser "
+                "(Accept: text/html)",
+                _json({"type": "object"}, "info")
+                | {"content": {JSON: {"schema": {"type": "object"}}, **_text("text/html")}},
+            )
         },
+        "/page/page.js": {"get": _op("The upload page's script", _asset("text/javascript"))},
+        "/page/page.css": {"get": _op("The upload page's style sheet", _asset("text/css"))},
+        "/page/favicon.svg": {"get": _op("The upload page's icon", _asset("image/svg+xml"))},
         "/v2/health/live": {"get": _op("Liveness", _json({"type": "object"}, "live"))},
         "/v2/health/ready": {
             "get": _op("Readiness", _READY) | {"responses": {"200": _READY, "503": _NOT_READY}}
@@ -203,17 +290,7 @@ SPEC = {
         "/v1/models/{name}/versions/{version}": {"get": _v1_status(_VERSIONED)},
         "/v1/models/{name}:predict": {"post": _v1_predict(_NAME)},
         "/v1/models/{name}/versions/{version}:predict": {"post": _v1_predict(_VERSIONED)},
-        "/predict": {
-            "post": _op(
-                "Predict the first output for a batch of instances (v1 rows, first output)",
-                _json(_schema("PredictResponse"), "predictions"),
-                400,
-                413,
-                415,
-                503,
-                body="PredictRequest",
-            )
-        },
+        "/predict": {"post": _predict()},
     },
     "components": {
         "schemas": {
@@ -257,7 +334,9 @@ SPEC = {
                 },
                 "required": ["name", "platform", "inputs", "outputs"],
             },
-            "RequestInput": _tensor(parameters=_PARAMETERS),
+            # data, or parameters.binary_data_size with binary tensor data
+            "RequestInput": _tensor(parameters=_PARAMETERS)
+            | {"required": ["name", "shape", "datatype"]},
             "RequestOutput": {
                 "type": "object",
                 "properties": {"name": {"type": "string"}, "parameters": _PARAMETERS},
@@ -297,16 +376,69 @@ SPEC = {
             },
             "PredictRequest": {
                 "type": "object",
-                "properties": {"instances": {"type": "array", "minItems": 1, "items": {}}},
+                "properties": {
+                    "instances": {
+                        "description": 'the sole input\'s value per instance, or {"b64": '
+                        '"<base64 image>"} per image for a model with preprocessor_config.json',
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {},
+                    }
+                },
                 "required": ["instances"],
             },
             "PredictResponse": {
                 "type": "object",
                 "properties": {
-                    "predictions": {"type": "array"},
-                    "model": {"type": "object"},
+                    "predictions": {
+                        "description": "one per instance or image: a Prediction for a model "
+                        "with labels, else the first output's value",
+                        "type": "array",
+                        "items": {"anyOf": [_schema("Prediction"), {}]},
+                    },
+                    "model": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "version": {"type": "string"},
+                            "digest": {"type": "string"},
+                        },
+                        "required": ["name", "version", "digest"],
+                    },
                 },
                 "required": ["predictions", "model"],
+            },
+            "LabelScore": {
+                "type": "object",
+                "properties": {
+                    "label": {"type": "string"},
+                    "index": {"type": "integer", "minimum": 0},
+                    "score": {
+                        "description": "a probability: the model's own, or the softmax of "
+                        "its logits; null for a non-finite output",
+                        "type": "number",
+                        "nullable": True,
+                        "minimum": 0,
+                        "maximum": 1,
+                    },
+                },
+                "required": ["label", "index", "score"],
+            },
+            "Prediction": {
+                "allOf": [
+                    _schema("LabelScore"),
+                    {
+                        "type": "object",
+                        "properties": {
+                            "top_k": {
+                                "description": "the top_k best, best first",
+                                "type": "array",
+                                "items": _schema("LabelScore"),
+                            }
+                        },
+                        "required": ["top_k"],
+                    },
+                ]
             },
             "ModelList": {
                 "type": "object",
@@ -347,7 +479,8 @@ SPEC = {
                     "signature_name": {"type": "string", "enum": ["serving_default"]},
                     "instances": {
                         "description": "rows: the sole input's value per instance, or an "
-                        "object naming every input",
+                        'object naming every input, or {"b64": "<base64 image>"} per image '
+                        "for a model with preprocessor_config.json",
                         "type": "array",
                         "minItems": 1,
                         "items": {},

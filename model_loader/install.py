@@ -38,6 +38,7 @@ from model_loader.names import MANIFEST_NAME, REPORT_NAME, version_prefix
 from model_loader.storage import blob_errors
 
 SWAP_ATTEMPTS = 3
+NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL  # created by this call, or an error
 
 
 @dataclass(frozen=True)
@@ -264,9 +265,10 @@ def _move_into_place(staging: Path, target: Path, name: str, version: str, diges
                 return False
             except LoaderError as exc:
                 log("replacing the installed copy", path=str(target), reason=str(exc))
-            retired.append(target.parent / f".{target.name}.retired-{uuid.uuid4().hex[:8]}")
+            aside = target.parent / f".{target.name}.retired-{_unique()}"
+            retired.append(aside)
             with contextlib.suppress(FileNotFoundError):  # another fetch moved it first
-                target.rename(retired[-1])
+                target.rename(aside)
     finally:
         for path in retired:
             shutil.rmtree(path, ignore_errors=True)
@@ -278,10 +280,9 @@ def _staging(target: Path) -> Iterator[Path]:
     """A new staging directory owned by this process (see the module's docstring); removed
     on the way out unless it was renamed into place, and only then unlocked."""
     while True:
-        unique = uuid.uuid4().hex[:12]  # pragma: no mutate (any length of random id will do)
-        path = target.parent / f".{target.name}.partial-{unique}"
+        path = target.parent / f".{target.name}.partial-{_unique()}"
         lock = Path(f"{path}.lock")
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(lock, NEW_FILE, 0o644)  # pragma: no mutate (any mode will do)
         fcntl.flock(fd, fcntl.LOCK_EX)
         if lock.exists():
             break
@@ -293,6 +294,10 @@ def _staging(target: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
         lock.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _unique() -> str:
+    return uuid.uuid4().hex[:12]  # pragma: no mutate (any length of random id will do)
 
 
 def _remove_leftovers(target: Path) -> None:

@@ -12,6 +12,7 @@ from model_loader.config import MIB
 from model_loader.errors import NotFoundError, UsageError
 from model_loader.logs import log
 from model_loader.names import MANIFEST_NAME, safe_relative_path, version_prefix
+from model_loader.spec import check_declarations
 from model_loader.storage import blob_errors
 
 FORMATS_BY_SUFFIX = {".onnx": "onnx"}
@@ -28,6 +29,7 @@ def publish(
 ) -> str:
     """Upload `source` as name/version and return the version's digest."""
     entries = _scan(source)
+    check_declarations(source, [entry.path for entry in entries])
     manifest = manifests.Manifest(
         name=name,
         version=version,

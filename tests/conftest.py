@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.azurite import Azurite
+from local.azurite import Azurite
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from flask import Blueprint, jsonify
 
 from app import __version__
+from app.routes import page
 from app.service import service
 
 bp = Blueprint("health", __name__)
@@ -21,6 +22,9 @@ def ready():
 
 @bp.get("/")
 def root():
+    """The service info; the upload page for a browser (app/routes/page.py)."""
+    if page.wants_html():
+        return page.index()
     svc = service()
     model = svc.model
     return jsonify(

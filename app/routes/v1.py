@@ -3,6 +3,7 @@
 from flask import Blueprint, jsonify
 from werkzeug.routing import BaseConverter
 
+from app import image_requests
 from app.errors import ApiError
 from app.protocols import tfserving
 from app.requests import json_body
@@ -58,7 +59,15 @@ def model_status(name: str, version: str | None = None):
 @bp.post("/models/<model:name>:predict")
 @bp.post("/models/<model:name>/versions/<model:version>:predict")
 def predict(name: str, version: str | None = None):
+    """Numeric rows or columns (app/protocols/tfserving.py), or b64 images as instances:
+    every output of the model, as tensors."""
     svc = service()
     model = svc.require_model(name, version)
-    inference = tfserving.decode(json_body(), model, svc.config.max_batch_size)
+    body = json_body()
+    blobs = image_requests.from_instances(body, model)
+    if blobs is None:
+        inference = tfserving.decode(body, model, svc.config.max_batch_size)
+    else:
+        inputs = image_requests.batch(blobs, model, svc.config)
+        inference = tfserving.PredictRequest(model, inputs, model.outputs)
     return jsonify(tfserving.encode(inference, svc.run(inference)))

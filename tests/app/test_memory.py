@@ -12,9 +12,9 @@ import requests
 from onnx import TensorProto, helper, numpy_helper
 
 from app.memory import MemoryTooSmall, check_memory, memory_limit, model_bytes, needed_bytes
+from local.net import free_port
 from model_loader.manifest import FileEntry, Manifest, sha256_of_file
 from tests.support.gunicorn_server import GunicornServer, run_to_exit
-from tests.support.net import free_port
 
 MIB = 2**20
 

@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
+from local.net import free_port
 from tests.support.gunicorn_server import GunicornServer, run_to_exit
-from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,9 @@
 """OIP `parameters` at request, input and output level: an object of string, number or boolean
 values; unknown ones are ignored, as the protocol allows; those that ask for an extension
-this server doesn't have (binary data, classification, shared memory) are a 400, so a client
-never gets an answer in a shape it didn't ask for; Triton's priority and timeout are checked
-and accepted (there is no queue to apply them to)."""
+this server doesn't have (classification, shared memory) are a 400, so a client never gets an
+answer in a shape it didn't ask for; binary tensor data's are checked (test_binary_http.py
+proves them); Triton's priority and timeout are checked and accepted (there is no queue to
+apply them to)."""
 
 import pytest
 
@@ -55,9 +56,9 @@ def test_parameters_that_ask_nothing_of_the_server_are_accepted(client, paramete
         ({"request": {"p": {"nested": 1}}}, "request parameter 'p' must be a string"),
         ({"input_": {"p": [1, 2]}}, "input 'pixels' parameter 'p' must be a string"),
         ({"output": {"p": None}}, "output 'label' parameter 'p' must be a string"),
-        ({"request": {"binary_data_output": True}}, "binary tensor data"),
-        ({"output": {"binary_data": True}}, "binary tensor data"),
-        ({"input_": {"binary_data_size": 256}}, "binary tensor data"),
+        ({"request": {"binary_data_output": 1}}, "'binary_data_output' must be true or false"),
+        ({"output": {"binary_data": "true"}}, "'binary_data' must be true or false"),
+        ({"input_": {"binary_data_size": 256}}, "no Inference-Header-Content-Length header"),
         ({"output": {"classification": 3}}, "classification"),
         ({"input_": {"shared_memory_region": "r0"}}, "shared memory"),
         ({"output": {"shared_memory_byte_size": 64}}, "shared memory"),
@@ -74,5 +75,5 @@ def test_malformed_or_unsupported_parameters_are_a_400_naming_them(client, param
     assert fragment in response.json["error"]
 
 
-def test_server_metadata_lists_no_extensions_so_clients_ask_for_none(client):
-    assert client.get("/v2").json["extensions"] == []
+def test_server_metadata_lists_binary_tensor_data_the_one_extension_there_is(client):
+    assert client.get("/v2").json["extensions"] == ["binary_tensor_data"]

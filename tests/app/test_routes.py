@@ -201,10 +201,10 @@ ROW = [0.0] * 64
             "/v2/models/digits/infer",
             {
                 "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": ROW}],
-                "outputs": [{"name": "label", "parameters": {"binary_data": True}}],
+                "outputs": [{"name": "label", "parameters": {"binary_data": 1}}],
             },
             400,
-            "binary",
+            "'binary_data' must be true or false",
         ),
         (
             "/v2/models/digits/infer",
@@ -243,10 +243,10 @@ ROW = [0.0] * 64
             "/v2/models/digits/infer",
             {
                 "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": ROW}],
-                "parameters": {"binary_data_output": True},
+                "parameters": {"binary_data_output": "true"},
             },
             400,
-            "binary",
+            "'binary_data_output' must be true or false",
         ),
         ("/v2/models/other/infer", {"inputs": []}, 404, "unknown model 'other'"),
         ("/v2/models/digits/versions/2/infer", {"inputs": []}, 404, "unknown version '2'"),

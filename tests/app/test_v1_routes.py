@@ -143,7 +143,7 @@ def test_predict_is_the_first_output_of_the_v1_row_format(client, sample):
         ({"instances": [{"pixels": ROW}, ROW]}, "every instance an object"),
         ({"instances": [{"pixels": ROW, "extra": 1}]}, "unknown input 'extra'"),
         ({"instances": [{}]}, "missing inputs ['pixels']"),
-        ({"instances": [{"b64": "aGk="}]}, "unknown input 'b64'"),
+        ({"instances": [{"b64": "aGk="}]}, "'digits' takes no images"),
         ({"inputs": {"x": [ROW]}}, "unknown input 'x'"),
         ({"inputs": {}}, "missing inputs ['pixels']"),
         ({"inputs": "pixels"}, "must be a list"),

@@ -19,9 +19,9 @@ import pytest
 import requests
 import sklearn
 
+from local.net import free_port
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.installed_model import install_sample_model
-from tests.support.net import free_port
 
 pytestmark = pytest.mark.bench
 

@@ -26,8 +26,8 @@ import psutil
 import pytest
 from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
+from local.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
 from model_loader.config import TransferSettings
-from tests.support.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
 from tests.support.loader_cli import run_loader
 
 pytestmark = pytest.mark.bench

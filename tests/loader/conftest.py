@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from tests.support.azurite import Azurite
+from local.azurite import Azurite
 from tests.support.loader_cli import LoaderRun, run_loader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from local.azurite import ACCOUNT_KEY
 from model_loader.manifest import FileEntry, Manifest
-from tests.support.azurite import ACCOUNT_KEY
 from tests.support.loader_cli import REPO_ROOT, LoaderRun
 from tests.support.log_audit import audit
 
@@ -61,7 +61,8 @@ def test_a_cache_hit_needs_no_blob_store_and_writes_nothing(loader, published, d
     again = loader(*fetch_args(dest, "1", "--digest", published), env=UNREACHABLE)
 
     assert again.returncode == 0, again.stderr
-    assert '"event": "cache hit"' in again.stderr
+    hit = next(json.loads(line) for line in again.stderr.splitlines() if "cache hit" in line)
+    assert (hit["name"], hit["version"], hit["digest"]) == ("digits", "1", published)
     assert snapshot(dest) == before
     assert (dest / "digits" / "1" / "fetch-report.json").read_bytes() == report
     assert json.loads(report)["cache_hit"] is False  # the report of the fetch that installed it

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-from tests.support.azurite import ACCOUNT_KEY, ACCOUNT_NAME
+from local.azurite import ACCOUNT_KEY, ACCOUNT_NAME
 from tests.support.log_audit import register_secret
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.azurite import Azurite
+from local.azurite import Azurite
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.loader_cli import REPO_ROOT, LoaderRun
 from tests.support.log_audit import audit

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.support.azurite import Azurite
+from local.azurite import Azurite
 from tests.support.loader_cli import run_loader, start_loader, wait_loader
 
 BLOB_BYTES = 192 * 1024 * 1024

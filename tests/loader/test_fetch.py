@@ -5,7 +5,9 @@ import os
 import pytest
 from azure.storage.blob import ContainerClient
 
-from tests.support.azurite import ACCOUNT_KEY
+from local.azurite import ACCOUNT_KEY, Azurite
+from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.loader_cli import run_loader
 from tests.support.log_audit import register_secret
 
 
@@ -128,10 +130,12 @@ def test_tampered_installed_copy_is_fetched_again(loader, published, dest):
 
 
 def test_leftovers_of_a_killed_fetch_are_removed(loader, published, dest):
-    """Its staging dir (no lock file: its owner is gone) and an old copy it moved aside."""
+    """Its staging dir (no lock file: its owner is gone), an old copy it moved aside, and a
+    lock file alone (its owner died between removing its staging dir and the lock)."""
     for leftover in (dest / "digits" / ".1.partial-deadbeef", dest / "digits" / ".1.retired-0"):
         leftover.mkdir(parents=True)
         (leftover / "model.onnx").write_bytes(b"half")
+    (dest / "digits" / ".1.partial-0ddba11.lock").touch()
 
     result = loader(*fetch_args(dest))
 
@@ -160,3 +164,25 @@ def test_manifest_paths_that_escape_the_destination_are_refused(
     assert result.returncode == 5
     assert repr(evil_path) in result.error_line
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_file_that_fails_stops_the_files_not_yet_started(
+    loader_env, azurite, container, published, tmp_path
+):
+    """One file at a time: config.json (first) is corrupted, so the fetch fails on it and
+    tokenizer/en/vocab.txt (last) is never asked for; any read of it would stall."""
+    size = len('{"labels": 10}\n')
+    container.upload_blob("digits/1/config.json", b"x" * size, overwrite=True)
+    stall = Fault("stall", times=10_000, after_bytes=0, stall_seconds=30)
+    with FaultProxy(azurite.port, stall, match="vocab.txt") as proxy:
+        env = {
+            **loader_env,
+            "AZURE_STORAGE_CONNECTION_STRING": Azurite(port=proxy.port).connection_string(),
+            "MODEL_FETCH_FILE_CONCURRENCY": "1",
+            "MODEL_FETCH_READ_TIMEOUT": "1",  # a fetch that did ask would fail in seconds
+        }
+        result = run_loader(env, *fetch_args(tmp_path / "models"))
+
+    assert result.returncode == 5, result.stderr
+    assert "digits/1/config.json" in result.error_line
+    assert proxy.injected == 0, "the last file was asked for after the first one failed"

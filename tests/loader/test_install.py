@@ -56,8 +56,9 @@ def test_a_remote_manifest_is_read_up_to_the_limit_and_refused_past_it(container
 def test_a_remote_manifest_of_another_version_or_digest_is_refused(container):
     with pytest.raises(IntegrityError, match=r"digits/1/manifest\.json: manifest is for digits/2"):
         read(container, manifest(version="2"))
-    with pytest.raises(IntegrityError, match="manifest is for other/1"):
-        read(container, manifest(name="other"))
+    for name, version in (("other", "1"), ("alpha", "1"), ("digits", "0")):  # after, before
+        with pytest.raises(IntegrityError, match=f"manifest is for {name}/{version}"):
+            read(container, manifest(name=name, version=version))
     for pin in ("0" * 64, "f" * 64):  # below and above the real digest
         with pytest.raises(IntegrityError, match=f"differs from the pinned {pin}"):
             read(container, manifest(), pinned=pin)

@@ -12,11 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from local.azurite import Azurite
+from local.net import free_port
 from model_loader.config import TransferSettings
 from model_loader.storage import retry_policy
-from tests.support.azurite import Azurite
 from tests.support.loader_cli import LoaderRun, start_loader, wait_loader
-from tests.support.net import free_port
 
 BACKOFF = 0.1  # seconds; the jitter is +- this much
 DEFAULT_RETRIES = 5  # what the README promises when MODEL_FETCH_RETRIES is unset

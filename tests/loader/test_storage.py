@@ -14,6 +14,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from local.azurite import Azurite
 from model_loader import storage
 from model_loader.config import StorageSettings, TransferSettings
 from model_loader.errors import (
@@ -23,7 +24,6 @@ from model_loader.errors import (
     TransientError,
     UsageError,
 )
-from tests.support.azurite import Azurite
 
 ACCOUNT_URL = "https://account.blob.core.windows.net"
 

@@ -3,8 +3,8 @@ e2e test skips, saying why, on a podman too old for it."""
 
 import pytest
 
+from local.podman import podman_version, why_podman_is_too_old
 from tests.pipeline import pipeline_file
-from tests.support.podman import podman_version, why_podman_is_too_old
 
 # podman on Microsoft-hosted Ubuntu images: actions/runner-images, images/ubuntu/
 # Ubuntu2204-Readme.md and Ubuntu2404-Readme.md (the distribution's podman, restored by

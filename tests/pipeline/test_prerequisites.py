@@ -4,16 +4,24 @@ import pytest
 
 from tests.pipeline.prerequisites import require
 
+CI_MARKERS = ("CI", "TF_BUILD")
 
-def test_a_missing_prerequisite_fails_in_ci(monkeypatch):
-    monkeypatch.setenv("CI", "true")
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("CI", "true"), ("TF_BUILD", "True")], ids=["CI", "azure-pipelines"]
+)
+def test_a_missing_prerequisite_fails_in_ci(monkeypatch, variable, value):
+    for name in CI_MARKERS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, value)
 
     with pytest.raises(pytest.fail.Exception, match="shellcheck is missing in CI"):
         require(False, "shellcheck")
 
 
 def test_a_missing_prerequisite_skips_elsewhere(monkeypatch):
-    monkeypatch.delenv("CI", raising=False)
+    for name in CI_MARKERS:
+        monkeypatch.delenv(name, raising=False)
 
     with pytest.raises(pytest.skip.Exception, match="shellcheck is missing here"):
         require(False, "shellcheck")

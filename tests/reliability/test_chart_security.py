@@ -12,15 +12,27 @@ from tests.chart.conftest import AUTH_MODES, EVERY_OPTION, render
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
 CHECKOV_COMMAND = [str(CHECKOV), "--framework", "kubernetes", "--skip-download", "--output", "json"]
-# Skips the chart keeps, each explained in the chart next to the object it concerns.
+CASES = {
+    "defaults": {},
+    "every-option": EVERY_OPTION,
+    "no-network-policy": {"networkPolicy": {"enabled": False}},
+}
+# Skips the chart keeps, each explained in the chart next to the object it concerns, and
+# only while the choice it explains is made. Objects by checkov's kind and name: "Pod
+# demo-ai-app" is the Deployment's pod template (the NetworkPolicy's check reads it).
+APP, TEST_POD = "Deployment demo-ai-app", "Pod demo-ai-app-test-inference"
 EXPECTED_SKIPS = {
     "defaults": {
-        "Deployment": {"CKV_K8S_43", "CKV_K8S_15"},
-        "Pod": {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6", "CKV_K8S_43", "CKV_K8S_15"},
+        APP: {"CKV_K8S_43", "CKV_K8S_15"},
+        TEST_POD: {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6", "CKV_K8S_43", "CKV_K8S_15"},
     },
     "every-option": {
-        "Deployment": set(),
-        "Pod": {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6"},
+        TEST_POD: {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6"},
+    },
+    "no-network-policy": {
+        APP: {"CKV_K8S_43", "CKV_K8S_15"},
+        "Pod demo-ai-app": {"CKV2_K8S_6"},
+        TEST_POD: {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6", "CKV_K8S_43", "CKV_K8S_15"},
     },
 }
 
@@ -41,16 +53,15 @@ def checkov(objects: list[dict], workdir: Path) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("values", [{}, EVERY_OPTION], ids=["defaults", "every-option"])
-def test_checkov_finds_no_failed_check_and_every_skip_is_explained(values, request, tmp_path):
-    case = request.node.callspec.id
-    report = checkov(render(values), tmp_path)
+@pytest.mark.parametrize("case", list(CASES))
+def test_checkov_finds_no_failed_check_and_every_skip_is_explained(case, tmp_path):
+    report = checkov(render(CASES[case]), tmp_path)
     summary = report["summary"]
     results = report["results"]
     skipped: dict[str, set[str]] = {}
     for check in results["skipped_checks"]:
-        kind = check["resource"].split(".")[0]
-        skipped.setdefault(kind, set()).add(check["check_id"])
+        kind, _, name = check["resource"].split(".")[:3]
+        skipped.setdefault(f"{kind} {name}", set()).add(check["check_id"])
         assert check["check_result"]["suppress_comment"].strip(), check["check_id"]
     print(
         f"\nCHECKOV {case}: passed {summary['passed']}, failed {summary['failed']}, "
@@ -63,18 +74,19 @@ def test_checkov_finds_no_failed_check_and_every_skip_is_explained(values, reque
     assert failed == []
     assert summary["parsing_errors"] == 0
     assert summary["passed"] > 100
-    assert {kind: ids for kind, ids in skipped.items() if ids} == {
-        kind: ids for kind, ids in EXPECTED_SKIPS[case].items() if ids
-    }
+    assert skipped == EXPECTED_SKIPS[case]
 
 
-@pytest.mark.parametrize("mode", sorted(AUTH_MODES))
+@pytest.mark.parametrize("mode", sorted(mode for mode in AUTH_MODES if AUTH_MODES[mode]))
 def test_every_auth_mode_passes_checkov(mode, tmp_path):
+    """The default mode (no values) is the "defaults" case above."""
     report = checkov(render(AUTH_MODES[mode]), tmp_path)
+    skipped = {c["check_id"] for c in report["results"]["skipped_checks"]}
 
     assert report["summary"]["failed"] == 0, [
         f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]
     ]
+    assert ("CKV_K8S_35" in skipped) == (mode == "existingSecret")  # the Secret as env
 
 
 def test_checkov_would_fail_a_privileged_container(tmp_path):

@@ -2,25 +2,32 @@
 crash a worker; every client error is a 4xx JSON body.
 
 schemathesis generates requests from the OpenAPI document the app serves (/openapi.json);
-hypothesis generates arbitrary JSON for the inference routes. FUZZ_EXAMPLES sets the
-examples per operation (`make reliability` runs 10,000+ requests in all).
+hypothesis generates arbitrary JSON for the inference routes, and mutated images (bit flips,
+truncation, header edits of real JPEG, PNG, GIF, ...) for the image routes of an image
+model. FUZZ_EXAMPLES sets the examples per operation (`make reliability` runs 10,000+
+requests in all).
 """
 
+import base64
 import gzip
+import io
 import json
 import os
 import zlib
 from collections import Counter
 
+import numpy as np
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.openapi import SPEC
 from tests.support.gunicorn_server import GunicornServer
+from tests.support.installed_image_model import install_tiny_classifier
 
 pytestmark = pytest.mark.slow
 
@@ -287,6 +294,133 @@ def test_arbitrary_bytes_are_a_4xx(server, path, content_type, raw):
 
     assert 400 <= response.status_code < 500
     assert_client_error_is_json(response)
+
+
+def _real_images() -> dict[str, bytes]:
+    """One small photo-like picture (gradient and noise) in each allowed format, plus the
+    modes and frames that take other decoder paths: palette, alpha, 16-bit, animation."""
+    rng = np.random.default_rng(14)
+    ramp = np.linspace(0, 255, 64, dtype=np.float32)
+    pixels = np.stack([np.add.outer(ramp[:48] / 2, ramp / 2)] * 3, axis=-1)
+    picture = Image.fromarray((pixels + rng.normal(0, 20, pixels.shape)).clip(0, 255).astype("u1"))
+    variants = {
+        "JPEG": (picture, {}),
+        "PNG": (picture, {}),
+        "GIF": (picture.convert("P"), {}),
+        "WEBP": (picture, {}),
+        "BMP": (picture, {}),
+        "TIFF": (picture, {"compression": "tiff_lzw"}),
+        "PNG-RGBA": (picture.convert("RGBA"), {}),
+        "PNG-I;16": (picture.convert("L").convert("I;16"), {}),
+        "GIF-animated": (
+            picture.convert("P"),
+            {"save_all": True, "append_images": [picture.rotate(90).convert("P")]},
+        ),
+    }
+    encoded = {}
+    for name, (image, options) in variants.items():
+        out = io.BytesIO()
+        image.save(out, format=name.split("-")[0], **options)
+        encoded[name] = out.getvalue()
+    return encoded
+
+
+REAL_IMAGES = _real_images()
+IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"]
+
+
+@st.composite
+def mutated_images(draw) -> bytes:
+    """A real image with bit flips, a truncation, or its header bytes overwritten."""
+    data = bytearray(REAL_IMAGES[draw(st.sampled_from(sorted(REAL_IMAGES)))])
+    for mutation in draw(st.lists(st.sampled_from(["flip", "truncate", "header"]), max_size=3)):
+        if mutation == "flip":
+            for position in draw(st.lists(st.integers(0, len(data) - 1), min_size=1, max_size=8)):
+                data[position] ^= 1 << draw(st.integers(0, 7))
+        elif mutation == "truncate":
+            del data[draw(st.integers(0, len(data) - 1)) :]
+        else:
+            start = draw(st.integers(0, min(len(data), 64)))
+            patch = draw(
+                st.binary(min_size=1, max_size=8) | st.sampled_from([b"\xff\xff", b"\0\0"])
+            )
+            data[start : start + len(patch)] = patch
+        if not data:
+            break
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def image_server(tmp_path_factory):
+    installed = install_tiny_classifier(tmp_path_factory.mktemp("fuzz-image-model"))
+    env = installed["env"] | {"MAX_IMAGE_PIXELS": "1000000", "MAX_BATCH_SIZE": "4"}
+    with GunicornServer(env, workers=2) as server:
+        yield server, sorted(server.worker_pids())
+
+
+IMAGE_ROUTES = ["raw", "multipart", "b64", "v1", "oip", "oip-binary"]
+IMAGE_STATUS: Counter = Counter()  # the image server's answers by status class
+
+
+def _send_images(server, route: str, images: list[bytes], content_type: str):
+    url = server.url + "/predict"
+    if route == "raw":
+        return requests.post(url, data=images[0], headers={"Content-Type": content_type})
+    if route == "multipart":
+        return requests.post(url, files=[("file", image) for image in images])
+    encoded = [base64.b64encode(image).decode() for image in images]
+    oip = {"name": "x", "shape": [len(images)], "datatype": "BYTES"}
+    if route == "oip":  # KServe's convention: base64 strings in JSON
+        body = {"inputs": [oip | {"data": encoded}]}
+        return requests.post(server.url + "/v2/models/colours/infer", json=body)
+    if route == "oip-binary":  # the binary extension: BYTES elements, 4-byte length first
+        raw = b"".join(len(image).to_bytes(4, "little") + image for image in images)
+        header = json.dumps({"inputs": [oip | {"parameters": {"binary_data_size": len(raw)}}]})
+        return requests.post(
+            server.url + "/v2/models/colours/infer",
+            data=header.encode() + raw,
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
+    instances = [{"b64": image} for image in encoded]
+    if route == "v1":
+        url = server.url + "/v1/models/colours:predict"
+    return requests.post(url, json={"instances": instances})
+
+
+@given(
+    route=st.sampled_from(IMAGE_ROUTES),
+    images=st.lists(mutated_images(), min_size=1, max_size=3),
+    content_type=st.sampled_from(IMAGE_TYPES),
+)
+@example(route="raw", images=[REAL_IMAGES["PNG"][:30]], content_type="image/png")
+@example(route="multipart", images=[REAL_IMAGES["GIF-animated"]] * 5, content_type="image/gif")
+@FUZZ_SETTINGS
+def test_mutated_images_to_the_image_routes_are_answered_without_a_5xx(
+    image_server, route, images, content_type
+):
+    server, _ = image_server
+    response = _send_images(server, route, images, content_type)
+    IMAGE_STATUS[f"{response.status_code // 100}xx"] += 1
+    record(response)
+
+    assert_client_error_is_json(response)
+    if response.status_code >= 400:
+        assert response.status_code != 404 and response.json()["error"]
+
+
+def test_the_image_routes_answered_real_images_and_no_image_worker_crashed(image_server):
+    server, workers_at_start = image_server
+    for route in IMAGE_ROUTES:
+        for name, image in REAL_IMAGES.items():
+            response = _send_images(server, route, [image], IMAGE_TYPES[0])
+            IMAGE_STATUS[f"{response.status_code // 100}xx"] += 1
+            assert response.status_code == 200, (route, name, response.text[:300])
+    print(f"\nIMAGE FUZZ: by status class {dict(sorted(IMAGE_STATUS.items()))}")
+
+    assert IMAGE_STATUS["5xx"] == 0 and IMAGE_STATUS["4xx"] > 0
+    assert sorted(server.worker_pids()) == workers_at_start
+    logs = server.logs()
+    assert "Traceback" not in logs and "WORKER TIMEOUT" not in logs
 
 
 def test_no_worker_crashed_or_restarted(server, workers_at_start):

@@ -5,6 +5,7 @@ import gzip
 import http.client
 import json
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,17 @@ HOSTILE_BODIES = {
 
 
 MIB = 1024 * 1024
+PEAK_GROWTH = 32 * MIB  # MAX_REQUEST_BYTES is 1 MiB: a decoder that ignores it grows by 128+
+
+
+def peak_memory(pids: list[int]) -> dict[int, int]:
+    """Each process's highest resident set size so far (VmHWM), in bytes."""
+    peaks = {}
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        (line,) = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+        peaks[pid] = int(line.split()[1]) * 1024
+    return peaks
 
 
 def deflate_bomb(mebibytes: int) -> bytes:
@@ -145,10 +157,13 @@ def test_a_body_that_is_not_json_is_a_415(server, route, content_type):
 def test_hostile_compressed_bodies_are_answered_in_bounded_memory(server, case):
     coding, make_body, expected = HOSTILE_CODINGS[case]
     headers = {"Content-Encoding": coding}
+    peak_before = peak_memory(server.worker_pids())
 
     status, content_type, raw = post(server.port, "/predict", make_body(), **headers)
 
     assert status == expected, raw[:300]
+    peak_after = peak_memory(peak_before)
+    assert max(peak_after[pid] - peak_before[pid] for pid in peak_before) < PEAK_GROWTH
     if expected != 200:
         assert_json_client_error(status, content_type, raw, expected=expected)
 

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.azurite import ACCOUNT_KEY
+from local.azurite import ACCOUNT_KEY
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.loader_cli import run_loader
 from tests.support.log_audit import audit, register_secret, totals

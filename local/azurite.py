@@ -8,17 +8,15 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.log_audit import register_secret
-from tests.support.net import free_port, wait_for_port
+from local.net import free_port, wait_for_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
 
 # Azurite's well-known development account (public, documented by Microsoft).
 ACCOUNT_NAME = "devstoreaccount1"
-ACCOUNT_KEY = register_secret(
-    "Azurite account key",
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
 

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTAINERS_CONF = REPO_ROOT / ".tools" / "containers.conf"
 # podman 4.3.0 brought what the end-to-end test plays: `podman kube play` (the new name of
 # `play kube`) and `podman kube down`, emptyDir volumes, and secrets from podman's own store.
