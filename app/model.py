@@ -120,7 +120,7 @@ class OnnxModel:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
+        options.inter_op_num_threads = 1  # pragma: no mutate (speed only, not behaviour)
         try:
             self._session = onnxruntime.InferenceSession(
                 str(directory / onnx_files[0]), options, providers=["CPUExecutionProvider"]

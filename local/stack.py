@@ -212,6 +212,17 @@ class LocalStack:
                 reference = variable.get("valueFrom", {}).get("secretKeyRef")
                 if reference:
                     reference["optional"] = False  # podman 4.3 skips optional secret refs
+        # podman names an emptyDir's volume after the pod spec's volume name, so two pods (the
+        # serving one and a deploy's candidate) would share it, and it outlives the pod;
+        # Kubernetes gives each pod a fresh one. The release's name keeps pods apart, and
+        # remove_pod() deletes them.
+        renamed = {}
+        for volume in spec.get("volumes", []):
+            if "emptyDir" in volume:
+                renamed[volume["name"]] = volume["name"] = f"{self.release}-{volume['name']}"
+        for container in spec["initContainers"] + spec["containers"]:
+            for mount in container.get("volumeMounts", []):
+                mount["name"] = renamed.get(mount["name"], mount["name"])
         return kept
 
     def create_secret(self) -> None:
@@ -266,10 +277,17 @@ class LocalStack:
         return json.loads(result.stdout) if result.returncode == 0 else {}
 
     def remove_pod(self) -> None:
+        """The pod and its emptyDir volumes (see render())."""
         kube_file = self.workdir / "pod.yaml"
+        volumes = []
         if kube_file.exists():
+            for document in yaml.safe_load_all(kube_file.read_text()):
+                spec = document["spec"]["template"]["spec"]
+                volumes += [v["name"] for v in spec.get("volumes", []) if "emptyDir" in v]
             podman("kube", "down", str(kube_file), check=False)
         podman("pod", "rm", "--force", "--time", "5", self.pod_name, check=False)
+        for volume in volumes:
+            podman("volume", "rm", "--force", volume, check=False)
 
     def up(self, version: str = "1") -> dict:
         """Everything `make demo` does; returns the figures it measured."""

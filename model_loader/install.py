@@ -1,6 +1,9 @@
-"""Fetch a version into DEST/<name>/<version>/: download beside it, verify, rename into place.
+"""Fetch a version into DEST/<name>/<version>/: build it beside, verify, rename into place.
 
-Fetches into one destination may run at once (pods sharing a volume). Each downloads into a
+The files come from the root's content store (model_loader/store.py), which downloads only
+what it doesn't hold verified: they are hard-linked (or copied) into the staging directory.
+
+Fetches into one destination may run at once (pods sharing a volume). Each builds a
 staging directory of its own, `.V.partial-<id>`, which it owns through an flock on
 `.V.partial-<id>.lock`: the lock file is created and locked before the directory exists and
 unlocked only after the directory is gone (renamed into place or removed). A leftover is a
@@ -36,6 +39,7 @@ from model_loader.errors import (
 from model_loader.logs import log
 from model_loader.names import MANIFEST_NAME, REPORT_NAME, version_prefix
 from model_loader.storage import blob_errors
+from model_loader.store import BlobStore
 
 SWAP_ATTEMPTS = 3
 NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL  # created by this call, or an error
@@ -53,6 +57,8 @@ class FetchReport:
     seconds: float
     cache_hit: bool
     fetched_at: str
+    bytes_fetched: int = 0  # downloaded by this fetch
+    bytes_reused: int = 0  # found in the content store
 
     def write(self, directory: Path) -> None:
         body = json.dumps(asdict(self), indent=2, sort_keys=True)  # pragma: no mutate (layout)
@@ -133,14 +139,27 @@ def fetch(
         bytes=manifest.total_bytes,
     )
 
+    store = BlobStore(dest_root)
     _remove_leftovers(target)
-    _check_space(target, manifest.total_bytes + len(raw))
+    store.remove_leftovers()
+    missing = store.missing_bytes(manifest.files)
+    copies = _device(target.parent) != _device(store.directory)
+    _check_space(
+        target,
+        {
+            target.parent: len(raw) + (manifest.total_bytes if copies else 0),
+            store.directory: missing,
+        },
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
+    store.directory.mkdir(parents=True, exist_ok=True)
     with _staging(target) as staging:
-        progress = Progress(manifest.total_bytes, transfer.progress_seconds)
-        landed = _download_all(container, name, version, manifest, staging, transfer, progress)
+        progress = Progress(missing, transfer.progress_seconds)
+        landed, fetched = _build_all(
+            container, name, version, manifest, staging, store, transfer, progress
+        )
         (staging / MANIFEST_NAME).write_bytes(raw)
-        report = _report(manifest, remote_digest, started, cache_hit=False)
+        report = _report(manifest, remote_digest, started, cache_hit=False, fetched=fetched)
         report.write(staging)
         _verify_staging(staging, manifest, landed)
         won = _move_into_place(staging, target, name, version, remote_digest)
@@ -153,6 +172,8 @@ def fetch(
         version=version,
         digest=remote_digest,
         bytes=report.bytes,
+        bytes_fetched=report.bytes_fetched,
+        bytes_reused=report.bytes_reused,
         seconds=report.seconds,
         mb_per_s=progress.rate(),
         path=str(target),
@@ -172,48 +193,65 @@ def _cache_hit(
         return None
 
 
-def _check_space(target: Path, needed: int) -> None:
-    """UsageError, before anything is written, when the version (its files and manifest)
-    can't fit the free space of the filesystem that will hold `target` (os.statvfs of its
-    nearest existing directory, as an unprivileged user may use it). Dead fetches' leftovers
-    are removed before this, so their space counts as free; what a live concurrent fetch has
-    yet to write does not count against it, nor does a sizeLimit the filesystem can't show."""
-    where = target.parent
-    while not where.is_dir():
-        where = where.parent
-    stats = os.statvfs(where)
-    free = stats.f_bavail * stats.f_frsize
-    if needed > free:
-        version = f"{target.parent.name}/{target.name}"
-        raise UsageError(f"{where}: {version} needs {needed} bytes, {free} bytes are free there")
+def _check_space(target: Path, needs: dict[Path, int]) -> None:
+    """UsageError, before anything is written, when what the version adds (`needs`: bytes
+    per directory: the files the store lacks, the manifest, copies where the store is on
+    another filesystem) can't fit the free space of each filesystem (os.statvfs of each
+    directory's nearest existing one, as an unprivileged user may use it). Dead fetches'
+    leftovers are removed before this, so their space counts as free; what a live concurrent
+    fetch has yet to write does not count against it, nor does a sizeLimit the filesystem
+    can't show, nor copies made where links fail on one filesystem (some SMB mounts)."""
+    filesystems: dict[int, tuple[Path, int]] = {}
+    for directory, count in needs.items():
+        where = _nearest_directory(directory)
+        device = os.stat(where).st_dev
+        first, needed = filesystems.get(device, (where, 0))
+        filesystems[device] = (first, needed + count)
+    for where, needed in filesystems.values():
+        stats = os.statvfs(where)
+        free = stats.f_bavail * stats.f_frsize
+        if needed > free:
+            version = f"{target.parent.name}/{target.name}"
+            raise UsageError(
+                f"{where}: {version} needs {needed} bytes, {free} bytes are free there"
+            )
 
 
-def _download_all(
-    container, name, version, manifest, staging, transfer, progress
-) -> dict[str, os.stat_result]:
-    """Every file into staging (its directories made first); each file's stat when verified."""
+def _nearest_directory(path: Path) -> Path:
+    while not path.is_dir():
+        path = path.parent
+    return path
+
+
+def _device(path: Path) -> int:
+    return os.stat(_nearest_directory(path)).st_dev
+
+
+def _build_all(
+    container, name, version, manifest, staging, store, transfer, progress
+) -> tuple[dict[str, os.stat_result], int]:
+    """Every file into staging (its directories made first) from the store, which downloads
+    what it lacks; each file's stat when verified, and the bytes downloaded."""
     for entry in manifest.files:
         (staging / entry.path).parent.mkdir(parents=True, exist_ok=True)
     prefix = version_prefix(name, version)
+
+    def place(entry: manifests.FileEntry) -> tuple[os.stat_result, bool]:
+        def download(temp: Path) -> None:
+            download_file(container, prefix + entry.path, entry, temp, transfer, progress)
+
+        return store.place(entry, staging / entry.path, download)
+
     with ThreadPoolExecutor(transfer.file_concurrency, thread_name_prefix="fetch") as pool:
-        futures = {
-            entry.path: pool.submit(
-                download_file,
-                container,
-                prefix + entry.path,
-                entry,
-                staging / entry.path,
-                transfer,
-                progress,
-            )
-            for entry in manifest.files
-        }
+        futures = {entry: pool.submit(place, entry) for entry in manifest.files}
         try:
-            return {path: future.result() for path, future in futures.items()}
+            placed = {entry: future.result() for entry, future in futures.items()}
         except BaseException:
             for future in futures.values():
                 future.cancel()
             raise
+    fetched = sum(entry.size for entry, (_, downloaded) in placed.items() if downloaded)
+    return {entry.path: landed for entry, (landed, _) in placed.items()}, fetched
 
 
 def _verify_staging(
@@ -338,7 +376,9 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def _report(manifest: manifests.Manifest, digest: str, started: float, cache_hit: bool):
+def _report(
+    manifest: manifests.Manifest, digest: str, started: float, cache_hit: bool, fetched: int = 0
+):
     elapsed = time.monotonic() - started
     return FetchReport(
         name=manifest.name,
@@ -349,4 +389,6 @@ def _report(manifest: manifests.Manifest, digest: str, started: float, cache_hit
         seconds=round(elapsed, 3),  # pragma: no mutate (ms are plenty)
         cache_hit=cache_hit,
         fetched_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        bytes_fetched=fetched,
+        bytes_reused=0 if cache_hit else manifest.total_bytes - fetched,
     )

@@ -126,6 +126,9 @@ checkov.io/skip3: "CKV2_K8S_6=networkPolicy.enabled is false by choice: the name
 {{- if eq (int .Values.metrics.port) (int .Values.app.port) }}
 {{- fail (printf "metrics.port=%v must differ from app.port: the metrics port is the one the public Service doesn't expose" .Values.metrics.port) }}
 {{- end }}
+{{- if hasKey .Values.model "volumeSizeLimit" }}
+{{- fail (printf "model.volumeSizeLimit was replaced by model.volume.sizeLimit (model.volume.type emptyDir, the default): move %v there" .Values.model.volumeSizeLimit) }}
+{{- end }}
 {{- if and (eq .Values.auth.mode "existingSecret") (not .Values.auth.existingSecret.name) }}
 {{- fail "auth.existingSecret.name is required when auth.mode=existingSecret (a Secret holding AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_SAS_TOKEN)" }}
 {{- end }}
@@ -220,16 +223,55 @@ it: the documented HPA migration caveat, helm/helm#12650).
 {{- end }}
 
 {{/*
-A container's resources, requesting the model volume as ephemeral storage unless set: the
-scheduler then places the pod only where the model fits, instead of evicting it after the
-download (an emptyDir's sizeLimit reserves nothing). Call with (list resources sizeLimit).
+A container's resources, requesting an emptyDir model volume as ephemeral storage unless set:
+the scheduler then places the pod only where the model fits, instead of evicting it after the
+download (an emptyDir's sizeLimit reserves nothing). The other volume types hold the model
+outside the node's ephemeral storage, so nothing is added. Call with (list resources root).
 */}}
 {{- define "ai-app.resources" -}}
 {{- $resources := deepCopy (index . 0) }}
+{{- $volume := (index . 1).Values.model.volume }}
 {{- $requests := get $resources "requests" | default dict }}
-{{- if not (hasKey $requests "ephemeral-storage") }}
-{{- $_ := set $requests "ephemeral-storage" (include "ai-app.quantity" (index . 1)) }}
+{{- if and (eq $volume.type "emptyDir") (not (hasKey $requests "ephemeral-storage")) }}
+{{- $_ := set $requests "ephemeral-storage" (include "ai-app.quantity" $volume.sizeLimit) }}
 {{- end }}
 {{- $_ := set $resources "requests" $requests }}
 {{- toYaml $resources }}
+{{- end }}
+
+{{/*
+The model volume (model.volume.type; the schema checks each type's settings). The loader
+mounts it read-write and the app read-only, whatever the type.
+*/}}
+{{- define "ai-app.modelVolume" -}}
+{{- $volume := .Values.model.volume }}
+- name: model
+{{- if eq $volume.type "emptyDir" }}
+  emptyDir:
+    sizeLimit: {{ include "ai-app.quantity" $volume.sizeLimit }}
+{{- else if eq $volume.type "ephemeral" }}
+  # A claim per pod, made when the pod starts and deleted with it.
+  ephemeral:
+    volumeClaimTemplate:
+      metadata:
+        labels:
+          {{- include "ai-app.selectorLabels" . | nindent 10 }}
+      spec:
+        accessModes: [ReadWriteOnce]
+        {{- with $volume.storageClassName }}
+        storageClassName: {{ . }}
+        {{- end }}
+        resources:
+          requests:
+            storage: {{ include "ai-app.quantity" $volume.size }}
+{{- else if eq $volume.type "persistentVolumeClaim" }}
+  persistentVolumeClaim:
+    claimName: {{ $volume.claimName }}
+{{- else if eq $volume.type "hostPath" }}
+  # Must exist, writable by the loader's UID: a directory the kubelet created would be
+  # root's, which the non-root loader can't write.
+  hostPath:
+    path: {{ $volume.hostPath }}
+    type: Directory
+{{- end }}
 {{- end }}

@@ -136,7 +136,7 @@ def test_turning_on_autoscaling_keeps_replicas_in_the_manifest(helm):
 
 @HELMS
 def test_the_model_volume_is_requested_as_ephemeral_storage(helm):
-    spec = template(render({"model": {"volumeSizeLimit": "5Gi"}}, helm=helm))["spec"]
+    spec = template(render({"model": {"volume": {"sizeLimit": "5Gi"}}}, helm=helm))["spec"]
 
     for container in spec["initContainers"] + spec["containers"]:
         assert container["resources"]["requests"]["ephemeral-storage"] == "5Gi"

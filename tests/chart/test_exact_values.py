@@ -74,7 +74,7 @@ def test_set_flags_render_exactly_as_typed(helm):
             "--set",
             "model.version=20240101,model.name=123,storage.container=2024",
             "--set",
-            "image.app.tag=20241,image.loader.tag=0020241,model.volumeSizeLimit=2147483648",
+            "image.app.tag=20241,image.loader.tag=0020241,model.volume.sizeLimit=2147483648",
         )
     )
 
@@ -113,7 +113,7 @@ def test_integer_settings_from_a_values_file_render_as_integers(helm):
                     "gracefulTimeoutSeconds": 1200000,
                     "drainSeconds": 10,
                 },
-                "model": {"volumeSizeLimit": 2147483648},
+                "model": {"volume": {"sizeLimit": 2147483648}},
                 "metrics": {"port": 9090},
             },
         )

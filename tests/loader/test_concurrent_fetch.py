@@ -1,7 +1,10 @@
 """Two real fetches into one destination (pods sharing a volume), one paused with SIGSTOP at a
 chosen point: neither removes the other's staging directory, both exit 0, and what is
-installed is complete and verified, whichever renames first."""
+installed is complete and verified, whichever renames first. Files come through the root's
+content store: a fetch paused "in b.onnx" is paused while it downloads b into the store."""
 
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -91,7 +94,7 @@ def pause_when(process: subprocess.Popen, ready: Callable[[], Path | None], what
 
 
 def staged_file(dest: Path, name: str, besides: set[Path]) -> Callable[[], Path | None]:
-    """Finds a staging dir, other than `besides`, that has begun on file `name`."""
+    """Finds a staging dir, other than `besides`, that holds file `name`."""
 
     def ready() -> Path | None:
         for staging in staging_dirs(dest) - besides:
@@ -100,6 +103,66 @@ def staged_file(dest: Path, name: str, besides: set[Path]) -> Callable[[], Path 
         return None
 
     return ready
+
+
+def downloading_b(dest: Path) -> Callable[[], Path | None]:
+    """Finds the staging dir of a fetch that is downloading b.onnx into the store: it holds
+    a.bin already and a temp file is being written in the store (c.txt, 6 bytes, comes
+    after b.onnx)."""
+    store = dest / ".blobs" / "sha256"
+
+    def ready() -> Path | None:
+        if not store.is_dir() or not any(store.glob("*.tmp-*")):
+            return None
+        return staged_file(dest, "a.bin", set())()
+
+    return ready
+
+
+def blocked_on_a_lock(process: subprocess.Popen) -> Callable[[], bool]:
+    """True once the kernel lists `process` waiting for an flock (/proc/locks `->` lines)."""
+
+    def ready() -> bool:
+        with open("/proc/locks") as locks:
+            for line in locks:
+                fields = line.split()
+                if "->" in fields and fields[fields.index("->") + 4] == str(process.pid):
+                    return True
+        return False
+
+    return ready
+
+
+def wait_stopped(process: subprocess.Popen) -> None:
+    """Until SIGSTOP has taken effect (state T): a stop is delivered later than it is sent,
+    and a process woken meanwhile from an flock wait might take that lock before stopping."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with open(f"/proc/{process.pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.005)
+    raise AssertionError("SIGSTOP never took effect")
+
+
+@pytest.fixture
+def c_lock(env, published, tmp_path) -> Callable[[], int]:
+    """Takes c.txt's lock in the store, as a loader fetching c.txt would; an open fd."""
+    service = BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
+    manifest = service.get_container_client(env["MODEL_CONTAINER"]).download_blob(
+        "digits/1/manifest.json"
+    )
+    files = json.loads(manifest.readall())["files"]
+    sha256 = next(entry["sha256"] for entry in files if entry["path"] == "c.txt")
+    store = tmp_path / "models" / ".blobs" / "sha256"
+
+    def take() -> int:
+        store.mkdir(parents=True, exist_ok=True)
+        fd = os.open(store / f"{sha256}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    return take
 
 
 def assert_complete_and_verified(env, dest: Path, published: str) -> None:
@@ -116,11 +179,17 @@ def assert_nothing_left_beside(dest: Path) -> None:
 
 
 def test_a_fetch_paused_while_another_installs_finds_its_staging_intact_and_exits_0(
-    env, published, fetches, tmp_path
+    env, published, fetches, tmp_path, c_lock
 ):
+    """The first is paused while it waits for c.txt's lock (held here, as by another
+    loader), so it holds no file's lock; the second then installs the version alone."""
     dest = tmp_path / "models"
+    held = c_lock()
     first = fetches()
-    first_staging = pause_when(first, staged_file(dest, "b.onnx", set()), "first fetch on b.onnx")
+    pause_when(first, lambda: blocked_on_a_lock(first)() and dest, "first fetch waiting on c.txt")
+    wait_stopped(first)
+    [first_staging] = staging_dirs(dest)
+    os.close(held)
 
     second = wait_loader(fetches())
     assert second.returncode == 0, second.stderr
@@ -141,7 +210,7 @@ def test_the_installed_directory_is_the_verified_staging_directory_renamed(
     and its files are the very ones that were staged (same inodes), never a copy."""
     dest = tmp_path / "models"
     fetch = fetches()
-    staging = pause_when(fetch, staged_file(dest, "b.onnx", set()), "fetch on b.onnx")
+    staging = pause_when(fetch, downloading_b(dest), "fetch on b.onnx")
     staged = {path.name: path.stat().st_ino for path in (staging, staging / "a.bin")}
     fetch.send_signal(signal.SIGCONT)
 
@@ -161,7 +230,7 @@ def test_a_paused_fetch_that_resumes_and_renames_first_installs_it_whole(
 ):
     dest = tmp_path / "models"
     first = fetches()
-    first_staging = pause_when(first, staged_file(dest, "b.onnx", set()), "first fetch on b.onnx")
+    first_staging = pause_when(first, downloading_b(dest), "first fetch on b.onnx")
     second = fetches()
     pause_when(second, staged_file(dest, "a.bin", {first_staging}), "second fetch on a.bin")
 
@@ -213,7 +282,7 @@ def test_a_staging_dir_changed_under_a_fetch_exits_5_and_installs_nothing(
 ):
     dest = tmp_path / "models"
     fetch = fetches()
-    staging = pause_when(fetch, staged_file(dest, "b.onnx", set()), "fetch on b.onnx")
+    staging = pause_when(fetch, downloading_b(dest), "fetch on b.onnx")
 
     change(staging)
     fetch.send_signal(signal.SIGCONT)
@@ -229,13 +298,15 @@ def test_the_staging_dir_and_lock_of_a_killed_fetch_are_removed_by_the_next(
 ):
     dest = tmp_path / "models"
     killed = fetches()
-    staging = pause_when(killed, staged_file(dest, "b.onnx", set()), "fetch on b.onnx")
+    staging = pause_when(killed, downloading_b(dest), "fetch on b.onnx")
     killed.kill()
     killed.communicate()
     assert staging.is_dir() and Path(f"{staging}.lock").is_file()
+    assert list((dest / ".blobs" / "sha256").glob("*.tmp-*"))
 
     again = wait_loader(fetches())
 
     assert again.returncode == 0, again.stderr
     assert_complete_and_verified(env, dest, published)
     assert_nothing_left_beside(dest)
+    assert not list((dest / ".blobs" / "sha256").glob("*.tmp-*"))

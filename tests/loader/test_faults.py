@@ -57,11 +57,13 @@ def big_model(own_azurite, published_big) -> dict[str, str]:
 
 
 def fetch_then_stop_the_store(server: Azurite, env: dict[str, str], dest: Path):
-    """Start a fetch, stop Azurite once 16 MiB have landed; the fetch is still running."""
+    """Start a fetch, stop Azurite once 16 MiB have landed (in the content store's temp
+    file); the fetch is still running."""
     fetch = start_loader(env, "fetch", "--name", "big", "--version", "1", "--dest", str(dest))
+    store = dest / ".blobs" / "sha256"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        partial = list((dest / "big").glob(".1.partial-*/model.onnx")) if dest.exists() else []
+        partial = list(store.glob("*.tmp-*")) if store.is_dir() else []
         if partial and partial[0].stat().st_size >= 16 * 1024 * 1024:
             break
         time.sleep(0.01)
@@ -83,6 +85,8 @@ def test_blob_store_gone_mid_download_exits_6_and_installs_nothing(
     assert "big/1/model.onnx" in result.stderr.splitlines()[-1]
     assert time.monotonic() - stopped_at < 30
     assert list((dest / "big").iterdir()) == []
+    stored = [p.name for p in (dest / ".blobs" / "sha256").iterdir()]
+    assert [name for name in stored if not name.endswith(".lock")] == []  # temp removed
 
 
 def test_blob_store_back_after_a_restart_is_retried_to_a_verified_install(

@@ -16,16 +16,27 @@ CASES = {
     "defaults": {},
     "every-option": EVERY_OPTION,
     "no-network-policy": {"networkPolicy": {"enabled": False}},
+    "ephemeral-volume": {"model": {"volume": {"type": "ephemeral", "size": "10Gi"}}},
+    "claim-volume": {"model": {"volume": {"type": "persistentVolumeClaim", "claimName": "models"}}},
+    # checkov (the pinned version) has no check on a hostPath directory; should one come, it
+    # fails here and the chart gets a skip carrying the reason (the loader its only writer).
+    "host-path-volume": {
+        "model": {"volume": {"type": "hostPath", "hostPath": "/var/cache/ai-app"}}
+    },
 }
 # Skips the chart keeps, each explained in the chart next to the object it concerns, and
 # only while the choice it explains is made. Objects by checkov's kind and name: "Pod
 # demo-ai-app" is the Deployment's pod template (the NetworkPolicy's check reads it).
 APP, TEST_POD = "Deployment demo-ai-app", "Pod demo-ai-app-test-inference"
+DEFAULT_SKIPS = {
+    APP: {"CKV_K8S_43", "CKV_K8S_15"},
+    TEST_POD: {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6", "CKV_K8S_43", "CKV_K8S_15"},
+}
 EXPECTED_SKIPS = {
-    "defaults": {
-        APP: {"CKV_K8S_43", "CKV_K8S_15"},
-        TEST_POD: {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6", "CKV_K8S_43", "CKV_K8S_15"},
-    },
+    "defaults": DEFAULT_SKIPS,
+    "ephemeral-volume": DEFAULT_SKIPS,
+    "claim-volume": DEFAULT_SKIPS,
+    "host-path-volume": DEFAULT_SKIPS,
     "every-option": {
         TEST_POD: {"CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6"},
     },

@@ -8,6 +8,9 @@ the first `times` times, then pass through:
 - busy:     answer 503 ServerBusy, as Blob Storage does when throttling, without forwarding
 - stall:    forward `after_bytes`, then send nothing for `stall_seconds`, then close
 - truncate: send the true Content-Length, then close cleanly (FIN) after `after_bytes`
+
+Every GET's response body bytes sent to the client are counted per blob path (`sent_bytes`,
+the path without its query), faults or not: what crossed the network, for each blob.
 """
 
 import http.client
@@ -43,8 +46,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class FaultProxy:
-    """Use as a context manager. Counts: `injected` faults, `forwarded` requests, and
-    `store_down`: requests that found the upstream unreachable (their connection is reset)."""
+    """Use as a context manager. Counts: `injected` faults, `forwarded` requests,
+    `store_down`: requests that found the upstream unreachable (their connection is reset),
+    and `sent_bytes[path]`: body bytes of GET answers sent for each path."""
 
     def __init__(self, upstream_port: int, fault: Fault | None, match: str = "model.onnx"):
         self.upstream_port = upstream_port
@@ -54,6 +58,7 @@ class FaultProxy:
         self.injected = 0
         self.forwarded = 0
         self.store_down = 0
+        self.sent_bytes: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", self.port), self._handler())
@@ -68,6 +73,22 @@ class FaultProxy:
                 return None
             self.injected += 1
             return fault
+
+    def bytes_under(self, prefix: str) -> dict[str, int]:
+        """`sent_bytes` of the paths that hold `prefix` (e.g. "/<container>/digits/2/"),
+        keyed by what follows it; only paths that had bytes sent."""
+        with self._lock:
+            return {
+                path.split(prefix, 1)[1]: count
+                for path, count in self.sent_bytes.items()
+                if prefix in path and count
+            }
+
+    def _count(self, method: str, path: str, count: int) -> None:
+        if method == "GET":
+            with self._lock:
+                key = path.split("?", 1)[0]
+                self.sent_bytes[key] = self.sent_bytes.get(key, 0) + count
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -119,6 +140,7 @@ class FaultProxy:
                 self.end_headers()
                 if payload is not None:
                     self.wfile.write(payload)
+                    proxy._count(self.command, self.path, len(payload))
                     return
                 if self.command == "HEAD":
                     return
@@ -126,6 +148,7 @@ class FaultProxy:
                 sent = 0
                 while block := response.read(BLOCK if limit is None else min(BLOCK, limit - sent)):
                     self.wfile.write(block)
+                    proxy._count(self.command, self.path, len(block))
                     sent += len(block)
                     if limit is not None and sent >= limit:
                         break
