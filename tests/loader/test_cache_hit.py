@@ -13,8 +13,7 @@ import pytest
 
 from local.azurite import ACCOUNT_KEY
 from model_loader.manifest import FileEntry, Manifest
-from tests.support.loader_cli import REPO_ROOT, LoaderRun
-from tests.support.log_audit import audit
+from tests.support.loader_cli import run_audited
 
 UNREACHABLE = {
     "AZURE_STORAGE_CONNECTION_STRING": (
@@ -154,17 +153,10 @@ exec "$@"
 )
 def test_a_cache_hit_on_a_read_only_volume_exits_0(loader_env, published, dest):
     command = [sys.executable, "-m", "model_loader", *fetch_args(dest, "1", "--digest", published)]
-    result = subprocess.run(
+    run = run_audited(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_THEN, "sh", *command],
-        env={**loader_env, "ROOT": str(dest)},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    run = LoaderRun(
-        result.returncode, audit("loader", result.stdout), audit("loader", result.stderr)
+        {**loader_env, "ROOT": str(dest)},
+        "loader",
     )
 
     assert run.returncode not in (97, 98), "the model root could not be made read-only"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.support.loader_cli import run_loader, start_loader, wait_loader
+from tests.support.loader_cli import run_loader, start_loader, stop_loaders, wait_loader
 
 pytestmark = pytest.mark.slow
 
@@ -69,11 +69,7 @@ def fetches(env, tmp_path) -> Iterator[Callable[[], subprocess.Popen]]:
         return started[-1]
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGCONT)
-            process.kill()
-            process.communicate()
+    stop_loaders(started)
 
 
 def staging_dirs(dest: Path) -> set[Path]:

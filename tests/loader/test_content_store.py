@@ -19,8 +19,13 @@ import pytest
 from local.azurite import Azurite
 from model_loader.manifest import sha256_of_file
 from tests.support.fault_proxy import FaultProxy
-from tests.support.loader_cli import REPO_ROOT, LoaderRun, run_loader, start_loader, wait_loader
-from tests.support.log_audit import audit
+from tests.support.loader_cli import (
+    run_audited,
+    run_loader,
+    start_loader,
+    stop_loaders,
+    wait_loader,
+)
 
 MIB = 1024 * 1024
 # Shared by both versions: a.bin and b.onnx; c.txt differs. Fetched in this order, one
@@ -80,11 +85,7 @@ def started(env, dest) -> Iterator[Callable[..., subprocess.Popen]]:
         return processes[-1]
 
     yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGCONT)
-            process.kill()
-            process.communicate()
+    stop_loaders(processes)
 
 
 def fetch_args(dest: Path, version: str) -> list[str]:
@@ -268,23 +269,16 @@ def test_where_hard_links_fail_files_are_copied_from_the_store(
 ):
     out = tmp_path / "described"
     dest.mkdir()
-    result = subprocess.run(
+    run = run_audited(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", ON_ANOTHER_FILESYSTEM],
-        env={
+        {
             **env,
             "ROOT": str(dest),
             "PY": sys.executable,
             "OUT": str(out),
             "STORED": str(store(dest) / model["b.onnx"]),
         },
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    run = LoaderRun(
-        result.returncode, audit("loader", result.stdout), audit("loader", result.stderr)
+        "loader",
     )
 
     assert run.returncode != 97, "no tmpfs could be mounted"

@@ -1,5 +1,6 @@
 """Running the loader's CLI for real, as the chart's init container does."""
 
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -43,14 +44,25 @@ def wait_loader(process: subprocess.Popen, timeout: float = 120) -> LoaderRun:
     return LoaderRun(process.returncode, audit(source, stdout), audit(source, stderr))
 
 
+def stop_loaders(processes: list[subprocess.Popen]) -> None:
+    """Ends the loaders a test started that are still running (paused ones included)."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.communicate()
+
+
 def run_loader(env: dict[str, str], *args: str, timeout: float = 120) -> LoaderRun:
+    command = [sys.executable, "-m", "model_loader", *args]
+    return run_audited(command, env, f"model_loader {' '.join(args[:1])}", timeout)
+
+
+def run_audited(
+    command: list[str], env: dict[str, str], source: str, timeout: float = 120
+) -> LoaderRun:
+    """Any command that runs the loader (e.g. under `unshare`), to its exit, outputs audited."""
     result = subprocess.run(
-        [sys.executable, "-m", "model_loader", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
     )
-    source = f"model_loader {' '.join(args[:1])}"
     return LoaderRun(result.returncode, audit(source, result.stdout), audit(source, result.stderr))
