@@ -214,12 +214,15 @@ DEMO_DIR ?= $(BUILD)/demo
 DEMO_RELEASE ?= demo
 DEMO_AZURITE_PORT ?= 10000
 DEMO_MODEL ?= $(BUILD)/sample-model
+REPLICAS ?= 1
+CACHE ?= emptyDir
 LOCAL := $(PY) -m local --workdir $(DEMO_DIR)
 
 .PHONY: demo
-demo: setup images sample-model ## Run the whole system locally: Azurite, the sample image model, the chart's pod on 127.0.0.1, ports DEMO_PORT (8080) and DEMO_METRICS_PORT (9090)
+demo: setup images sample-model ## Run the whole system locally: Azurite, the sample image model, the chart's pod on 127.0.0.1, ports DEMO_PORT (8080) and DEMO_METRICS_PORT (9090); REPLICAS=3 CACHE=hostPath: 3 pods on one node cache
 	$(LOCAL) demo --model-dir $(DEMO_MODEL) --release $(DEMO_RELEASE) \
-	  --port $(DEMO_PORT) --metrics-port $(DEMO_METRICS_PORT) --azurite-port $(DEMO_AZURITE_PORT)
+	  --port $(DEMO_PORT) --metrics-port $(DEMO_METRICS_PORT) --azurite-port $(DEMO_AZURITE_PORT) \
+	  --replicas $(REPLICAS) --cache $(CACHE)
 
 .PHONY: publish
 publish: ## Publish DIR to the local Azurite as NAME version VERSION (the loader's checks); prints the digest
@@ -238,5 +241,5 @@ status: containers-conf ## What the local pod serves (name, version, digest, rea
 	$(LOCAL) status
 
 .PHONY: down
-down: containers-conf ## Remove everything `make demo` made (pod, secret, Azurite, build/demo)
+down: containers-conf ## Remove everything `make demo` made (pods, secrets, Azurite, build/demo with the node cache)
 	$(LOCAL) down

@@ -1,8 +1,11 @@
 """The model runtime behind a small interface: ONNX today, another format tomorrow."""
 
+import fcntl
 import hashlib
 import json
+import os
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -93,6 +96,9 @@ class OnnxModel:
         self, directory: Path, name: str, version: str, digest: str, intra_op_threads: int
     ) -> None:
         started = time.perf_counter()
+        self._serving = hold_version(directory)
+        if self._serving is not None:
+            weakref.finalize(self, os.close, self._serving)
         manifest_path = directory / MANIFEST
         if not manifest_path.is_file():
             raise ModelLoadError(
@@ -137,6 +143,30 @@ class OnnxModel:
 
     def predict(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         return self._session.run(outputs, inputs)
+
+
+def hold_version(directory: Path) -> int | None:
+    """A shared flock on the version directory, held as long as this process serves it: the
+    loader's retention never removes a version so held (model_loader/retention.py). Waits
+    while a removal holds it, then fails if the directory was removed meanwhile. None when
+    there is no directory (the manifest check says so) or the volume has no flock (where
+    retention removes nothing either)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        return fd
+    try:
+        still_there = os.stat(directory).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        still_there = False
+    if not still_there:
+        os.close(fd)
+        raise ModelLoadError(f"{directory}: removed by the loader's retention as this app started")
+    return fd
 
 
 def _spec(arg) -> TensorSpec:

@@ -1,6 +1,7 @@
 """The local system's commands, one per make target:
 
     python -m local demo     [--model-dir DIR] [--port P] [--metrics-port P] [--azurite-port P]
+                             [--replicas N] [--cache emptyDir|hostPath]
     python -m local publish  --dir DIR --name N --version V
     python -m local deploy   --name N --version V [--digest D]
     python -m local rollback
@@ -30,6 +31,12 @@ class _Parser(argparse.ArgumentParser):
         raise StackError(message)
 
 
+def replica_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of replicas (1 or more)")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = _Parser(prog=PROG, description="the local ai-app system (make demo, deploy, ...)")
@@ -42,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--port", type=int, default=int(env("DEMO_PORT", 8080)))
     sub.add_argument("--metrics-port", type=int, default=int(env("DEMO_METRICS_PORT", 9090)))
     sub.add_argument("--azurite-port", type=int, default=int(env("DEMO_AZURITE_PORT", 10000)))
+    sub.add_argument(
+        "--replicas", type=replica_count, default=1, help="pods, on ports PORT+i, METRICS_PORT+i"
+    )
+    sub.add_argument(
+        "--cache",
+        choices=("emptyDir", "hostPath"),
+        default="emptyDir",
+        help="each pod's own model volume, or one node cache (WORKDIR/node-cache) for all",
+    )
 
     sub = commands.add_parser("publish", help="publish a version directory to the local Azurite")
     sub.add_argument("--dir", type=Path, required=True)
@@ -63,16 +79,30 @@ def demo(args: argparse.Namespace) -> None:
     with contextlib.suppress(StackError):  # a demo already up, maybe under another release
         LocalStack.load(args.workdir).down()
     stack = LocalStack(
-        args.workdir, args.port, args.azurite_port, args.metrics_port, args.model_dir, args.release
+        args.workdir,
+        args.port,
+        args.azurite_port,
+        args.metrics_port,
+        args.model_dir,
+        args.release,
+        replicas=args.replicas,
+        node_cache=args.workdir.resolve() / "node-cache" if args.cache == "hostPath" else None,
     )
     figures = stack.up()
     History(stack.workdir).record(MODEL_NAME, "1", figures["digest"], "demo")
     page = stack.workdir / "page.jpg"
     page.write_bytes(sample_page(90))
+    cache = f", node cache {os.path.relpath(stack.node_cache)}" if stack.node_cache else ""
+    pods = f"{stack.replicas} pods" if stack.replicas > 1 else "pod"
+    replicas = "".join(
+        f"\n  replica {i}: {pod.url}/  metrics: {pod.metrics_url}/metrics  ({pod.pod_name})"
+        for i, pod in enumerate(stack.pods)
+        if stack.replicas > 1
+    )
     print(f"""
-ai-app is running: model {MODEL_NAME} v1 (digest {figures["digest"]})
-  pod ready {figures["pod_ready_seconds"]:.1f}s after creation \
-(init container done {figures["kube_play_seconds"]:.1f}s in)
+ai-app is running: model {MODEL_NAME} v1 (digest {figures["digest"]}){cache}
+  {pods} ready {figures["pod_ready_seconds"]:.1f}s after creation \
+(init container done {figures["kube_play_seconds"]:.1f}s in){replicas}
 
   page:     {stack.url}/  (open it in a browser, drop an image)
   predict:  curl -s --data-binary @{os.path.relpath(page)} \\
@@ -120,16 +150,20 @@ def rollback(args: argparse.Namespace) -> None:
     serve(stack, target.name, target.version, target.digest, description)
 
 
+def serving(pod: LocalStack) -> str:
+    served = pod.served()
+    if not served:
+        return f"nothing answers at {pod.url}"
+    state = "ready" if served["ready"] else "NOT ready"
+    return f"{served['name']} {served['version']} (digest {served['digest']}) {state}"
+
+
 def status(args: argparse.Namespace) -> None:
     stack = LocalStack.load(args.workdir)
     served = stack.served()
-    if served:
-        state = "ready" if served["ready"] else "NOT ready"
-        print(
-            f"served:    {served['name']} {served['version']} (digest {served['digest']}) {state}"
-        )
-    else:
-        print(f"served:    nothing answers at {stack.url}")
+    print(f"served:    {serving(stack)}")
+    for index, pod in enumerate(stack.pods[1:], 1):
+        print(f"  replica {index}: {serving(pod)}")
     revisions = History(stack.workdir).revisions()
     stack.ensure_blob_store()
     for name in dict.fromkeys([served.get("name") or MODEL_NAME, *(r.name for r in revisions)]):
@@ -153,7 +187,8 @@ def down(args: argparse.Namespace) -> None:
         release = os.environ.get("DEMO_RELEASE", "demo")
         stack = LocalStack(args.workdir, 8080, 10000, 9090, Path(), release)
     stack.down()
-    print(f"local system removed: pod, secret, Azurite and {os.path.relpath(args.workdir)}")
+    pods = "pods, secrets" if stack.replicas > 1 else "pod, secret"
+    print(f"local system removed: {pods}, Azurite and {os.path.relpath(args.workdir)}")
 
 
 COMMANDS = {

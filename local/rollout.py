@@ -9,7 +9,10 @@ side, so a deploy checks before it replaces:
    its digest exist in Blob; without a pinned digest, the published one is pinned;
 2. a candidate pod, the same rendering under another release name on free ports: its init
    container fetches and verifies the version, its app must become ready;
-3. only then is the serving pod replaced by the new version on the service's port.
+3. only then is the serving pod replaced by the new version on the service's port; with
+   several replicas, one after the other, each once the one before is ready (as `maxSurge: 1`
+   without the surge). With a node cache the candidate has installed the version there already,
+   so the replicas fetch nothing.
 
 A failure in 1 or 2 leaves the serving pod as it was and raises StackError with the reason.
 The local swap has a few seconds without service (the old pod goes, the new one fetches and
@@ -60,16 +63,21 @@ def try_candidate(stack: LocalStack, name: str, version: str, digest: str) -> No
 
 def deploy(stack: LocalStack, name: str, version: str, digest: str = "") -> tuple[str, float]:
     """Serve this version (pre-flight, candidate, then the swap); returns the digest served and
-    the seconds the swap left the port without a ready pod."""
+    the longest a replica's port was left without a ready pod."""
     stack.ensure_blob_store()
     digest = stack.preflight(version, digest, name)
     try_candidate(stack, name, version, digest)
+    return digest, max(replace(pod, name, version, digest) for pod in stack.pods)
+
+
+def replace(pod: LocalStack, name: str, version: str, digest: str) -> float:
+    """One replica's pod replaced by the version; the seconds until it was ready again."""
     started = time.monotonic()
-    played = stack.play(version, digest, name)
+    played = pod.play(version, digest, name)
     if played.returncode != 0:
         raise StackError(f"replacing the pod: {last_error_line(played.stderr)}")
     try:
-        stack.wait_ready()
+        pod.wait_ready()
     except TimeoutError:
-        raise StackError(f"replaced pod not ready: {last_error_line(stack.logs('app'))}") from None
-    return digest, time.monotonic() - started
+        raise StackError(f"replaced pod not ready: {last_error_line(pod.logs('app'))}") from None
+    return time.monotonic() - started

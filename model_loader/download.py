@@ -145,6 +145,10 @@ def download_file(
                 )
             stream.readinto(sink)
         landed = os.fstat(fd)
+    except OSError as exc:
+        if exc.filename is None:  # a write failed (the disk filled up): say where
+            exc.filename = str(destination)
+        raise
     finally:
         sink.close()
         os.close(fd)

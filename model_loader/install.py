@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from azure.storage.blob import ContainerClient
 
 from model_loader import manifest as manifests
-from model_loader.config import TransferSettings
+from model_loader.config import CacheSettings, TransferSettings
 from model_loader.download import Progress, download_file
 from model_loader.errors import (
     IntegrityError,
@@ -37,9 +37,11 @@ from model_loader.errors import (
     UsageError,
 )
 from model_loader.logs import log
-from model_loader.names import MANIFEST_NAME, REPORT_NAME, version_prefix
+from model_loader.names import MANIFEST_NAME, RECORD_NAME, REPORT_NAME, version_prefix
+from model_loader.retention import mark_used, trim
 from model_loader.storage import blob_errors
 from model_loader.store import BlobStore
+from model_loader.trust import record_holds, stat_key, write_record
 
 SWAP_ATTEMPTS = 3
 NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL  # created by this call, or an error
@@ -96,6 +98,16 @@ def verify_installed(
     """Offline check of an installed version; returns its manifest and digest. With a pin,
     the manifest's digest is compared before any file is hashed; with an `identity`
     (name, version), the manifest must be that version's."""
+    manifest, digest = read_installed(directory, identity, pinned)
+    manifests.verify_files(directory, manifest)
+    return manifest, digest
+
+
+def read_installed(
+    directory: Path, identity: tuple[str, str] | None = None, pinned: str | None = None
+) -> tuple[manifests.Manifest, str]:
+    """An installed version's manifest and digest, checked against the pin and identity;
+    no file is hashed."""
     manifest_path = directory / MANIFEST_NAME
     if not manifest_path.is_file():
         raise NotFoundError(f"{manifest_path}: no manifest, not an installed model version")
@@ -108,7 +120,6 @@ def verify_installed(
         raise IntegrityError(
             f"{manifest_path}: is for {manifest.name}/{manifest.version}, not {'/'.join(identity)}"
         )
-    manifests.verify_files(directory, manifest)
     return manifest, digest
 
 
@@ -119,15 +130,36 @@ def fetch(
     dest_root: Path,
     digest: str | None,
     transfer: TransferSettings,
+    cache: CacheSettings | None = None,
 ) -> FetchReport:
     """Install name/version under dest_root, or do nothing when it is already there verified
-    (a cache hit writes nothing, so it works on a read-only volume)."""
+    (a cache hit needs no write, so it works on a read-only volume); then trim the root."""
+    cache = cache or CacheSettings.from_env()
+    report = _install(container, name, version, dest_root, digest, transfer, cache.verify)
+    target = dest_root / name / version
+    mark_used(target)
+    try:
+        trim(dest_root, name, version, cache.keep, cache.max_bytes)
+    except OSError as exc:  # the version is installed: a trim that fails costs only space
+        log("cache trim failed", path=exc.filename or str(dest_root), reason=exc.strerror)
+    return report
+
+
+def _install(container, name, version, dest_root, digest, transfer, verify) -> FetchReport:
     started = time.monotonic()
     target = dest_root / name / version
-    cached = _cache_hit(target, name, version, digest)
+    cached = _cache_hit(target, name, version, digest, verify)
     if cached:
-        log("cache hit", name=name, version=version, digest=cached[1], path=str(target))
-        return _report(cached[0], cached[1], started, cache_hit=True)
+        manifest, cached_digest, trusted = cached
+        log(
+            "cache hit",
+            name=name,
+            version=version,
+            digest=cached_digest,
+            trusted=trusted,
+            path=str(target),
+        )
+        return _report(manifest, cached_digest, started, cache_hit=True)
 
     manifest, raw, remote_digest = read_remote_manifest(container, name, version, digest)
     log(
@@ -139,7 +171,7 @@ def fetch(
         bytes=manifest.total_bytes,
     )
 
-    store = BlobStore(dest_root)
+    store = BlobStore(dest_root, trust_stat=verify == "stat")
     _remove_leftovers(target)
     store.remove_leftovers()
     missing = store.missing_bytes(manifest.files)
@@ -161,10 +193,17 @@ def fetch(
         (staging / MANIFEST_NAME).write_bytes(raw)
         report = _report(manifest, remote_digest, started, cache_hit=False, fetched=fetched)
         report.write(staging)
+        write_record(staging, remote_digest, landed)
         _verify_staging(staging, manifest, landed)
         won = _move_into_place(staging, target, name, version, remote_digest)
     if not won:
-        log("installed by another fetch first, verified", name=name, path=str(target))
+        log(
+            "installed by another fetch first, verified",
+            name=name,
+            path=str(target),
+            bytes_fetched=report.bytes_fetched,
+            bytes_reused=report.bytes_reused,
+        )
         return _report(manifest, remote_digest, started, cache_hit=True)
     log(
         "fetch done",
@@ -182,15 +221,38 @@ def fetch(
 
 
 def _cache_hit(
-    target: Path, name: str, version: str, digest: str | None
-) -> tuple[manifests.Manifest, str] | None:
+    target: Path, name: str, version: str, digest: str | None, verify: str
+) -> tuple[manifests.Manifest, str, str] | None:
+    """The installed version's manifest, digest and how it was trusted (README, "Trusting
+    a cache hit"): `stat` when its record holds, else (or with verify `full`) every file's
+    sha256, after which the record is written again where the volume allows."""
     if not (target / MANIFEST_NAME).is_file():
         return None
     try:
-        return verify_installed(target, (name, version), digest)
+        manifest, installed = read_installed(target, (name, version), digest)
+        if verify == "stat" and record_holds(target, manifest, installed):
+            return manifest, installed, "stat"
+        before = _stats(target, manifest)
+        manifests.verify_files(target, manifest)
     except LoaderError as exc:
         log("installed copy fails verification, fetching again", reason=str(exc))
         return None
+    after = _stats(target, manifest)
+    if before and _keys(before) == _keys(after):  # the stats describe the files hashed
+        with contextlib.suppress(OSError):  # a read-only volume: hashed again next time
+            write_record(target, installed, after)
+    return manifest, installed, "full"
+
+
+def _stats(directory: Path, manifest: manifests.Manifest) -> dict[str, os.stat_result]:
+    try:
+        return {e.path: os.stat(directory / e.path, follow_symlinks=False) for e in manifest.files}
+    except OSError:
+        return {}
+
+
+def _keys(stats: dict[str, os.stat_result]) -> dict[str, list[int]]:
+    return {path: stat_key(stat) for path, stat in stats.items()}
 
 
 def _check_space(target: Path, needs: dict[Path, int]) -> None:
@@ -262,7 +324,7 @@ def _verify_staging(
     it landed (same inode, size and mtime: the sha256 checked then is this file's)."""
     files = {entry.path for entry in manifest.files}
     directories = {str(parent) for path in files for parent in PurePosixPath(path).parents}
-    expected = files | (directories - {"."}) | {MANIFEST_NAME, REPORT_NAME}
+    expected = files | (directories - {"."}) | {MANIFEST_NAME, REPORT_NAME, RECORD_NAME}
     found = {
         (Path(root) / name).relative_to(staging).as_posix()
         for root, subdirectories, names in os.walk(staging)

@@ -161,6 +161,8 @@ def verify_files(root: Path, manifest: Manifest) -> None:
     """Check every file under root against the manifest; IntegrityError on the first mismatch."""
     for entry in manifest.files:
         path = root / entry.path
+        if path.is_symlink():
+            raise IntegrityError(f"{path}: a symlink, not a file the loader installed")
         if not path.is_file():
             raise IntegrityError(f"{path}: missing")
         size = path.stat().st_size

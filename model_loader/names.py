@@ -10,7 +10,8 @@ VERSION_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._+-]{0,62}[A-Za-z0-9])?$"
 DIGEST_PATTERN = re.compile(r"^[a-f0-9]{64}$")
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "fetch-report.json"
-RESERVED_NAMES = {MANIFEST_NAME, REPORT_NAME}
+RECORD_NAME = ".verified.json"  # install.py: the stat record of a verified install
+RESERVED_NAMES = {MANIFEST_NAME, REPORT_NAME, RECORD_NAME}
 MAX_PART_BYTES = 255  # a file or directory name on Linux filesystems
 MAX_PATH_BYTES = 1024  # a blob name, prefix included, is at most 1024 characters
 

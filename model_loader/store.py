@@ -5,16 +5,19 @@ Layout, in `ROOT/.blobs/sha256/` (a dot first: no model name can start so):
   were checked against a manifest, so a stored file was verified once (write-after-verify).
 - `<hex>.tmp-<id>`: being downloaded by the holder of the blob's lock, never trusted; one
   found by the next holder of the lock is a killed loader's and is removed.
+- `<hex>.verified`: the stored file's size, inode and mtime when its sha256 last matched,
+  written under the blob's lock (the stat record of model_loader/trust.py, for one file).
 - `<hex>.lock`: the blob's lock, an `fcntl.flock` on this (empty, kept) file: the kernel
   releases it when its holder exits or is killed, so no lock outlives a loader.
 
 A version's staging directory is built from the store, each file hard-linked (`os.link`) or,
 where the filesystem refuses (EXDEV, EPERM, EMLINK, ENOTSUP: found at run time), copied.
-Under the blob's lock, a stored file is used when its size matches and the file linked or
-copied into the new version hashes to the manifest's sha256; otherwise it is fetched again
-(and replaces the stored one), never served. Loaders that need a blob another one is
-fetching wait on its lock, then find it stored: each file crosses the network once per root,
-and a version that changes one file fetches that file only.
+Under the blob's lock, a stored file is used when its size matches and, under the `stat`
+trust rule, its record still holds (no hash) or else the file linked or copied into the new
+version hashes to the manifest's sha256 (a copy is always hashed as it is written);
+otherwise it is fetched again (and replaces the stored one), never served. Loaders that
+need a blob another one is fetching wait on its lock, then find it stored: each file crosses
+the network once per root, and a version that changes one file fetches that file only.
 
 Where `flock` fails (ENOLCK, ENOTSUP: some network filesystems) a loader goes on unlocked and
 removes no temp file; where it is not enforced (it succeeds for everyone) one loader may
@@ -35,6 +38,7 @@ from pathlib import Path
 from model_loader.errors import IntegrityError, TransientError
 from model_loader.logs import log
 from model_loader.manifest import HASH_BLOCK, FileEntry, sha256_of_file
+from model_loader.trust import stat_key
 
 STORE_DIR = ".blobs/sha256"
 LINK_REFUSED = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -45,8 +49,9 @@ NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 class BlobStore:
     """The store of one model root (see the module's docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, trust_stat: bool = True) -> None:
         self.directory = root / STORE_DIR
+        self.trust_stat = trust_stat
 
     def path(self, sha256: str) -> Path:
         return self.directory / sha256
@@ -65,6 +70,21 @@ class BlobStore:
                 if held:
                     self._remove_temps(sha256)
 
+    def remove_unlisted(self, listed: set[str]) -> int:
+        """Delete stored contents not in `listed` that nothing else links (st_nlink 1), each
+        under its lock taken without waiting; the bytes freed."""
+        freed = 0
+        for path in self.directory.glob("?" * 64):
+            if path.name in listed:
+                continue
+            with self._locked(path.name, wait=False) as held, contextlib.suppress(OSError):
+                stat = os.stat(path)
+                if held and stat.st_nlink == 1:
+                    path.unlink()
+                    self._record(path.name).unlink(missing_ok=True)
+                    freed += stat.st_size
+        return freed
+
     def place(
         self, entry: FileEntry, destination: Path, download: Callable[[Path], object]
     ) -> tuple[os.stat_result, bool]:
@@ -76,17 +96,37 @@ class BlobStore:
                 self._remove_temps(entry.sha256)
             size = self._size(entry)
             if size == entry.size:
-                landed = self._install(entry, destination, hashed=False)
+                stored = os.stat(self.path(entry.sha256))  # before any hash of it
+                trusted = self.trust_stat and self._record_holds(entry.sha256, stored)
+                landed = self._install(entry, destination, hashed=trusted)
                 if landed:
+                    self._write_record(entry.sha256, stored)
                     return landed, False
                 log("stored file fails its sha256, fetching again", sha256=entry.sha256)
             elif size is not None:
                 log("stored file has the wrong size, fetching again", sha256=entry.sha256)
             self._download(entry.sha256, download)
+            self._write_record(entry.sha256, os.stat(self.path(entry.sha256)))
             landed = self._install(entry, destination, hashed=True)
             if landed is None:
                 raise IntegrityError(f"{destination}: copy differs from the verified download")
             return landed, True
+
+    def _record(self, sha256: str) -> Path:
+        return self.directory / f"{sha256}.verified"
+
+    def _record_holds(self, sha256: str, stored: os.stat_result) -> bool:
+        try:
+            return [int(n) for n in self._record(sha256).read_text().split()] == stat_key(stored)
+        except (OSError, ValueError):
+            return False
+
+    def _write_record(self, sha256: str, verified: os.stat_result) -> None:
+        """The record of a stored file whose sha256 matched, from its stat taken before the
+        hash, if it still holds (the caller holds the blob's lock)."""
+        with contextlib.suppress(OSError):  # no record: it is hashed at its next use
+            if stat_key(os.stat(self.path(sha256))) == stat_key(verified):
+                self._record(sha256).write_text(" ".join(map(str, stat_key(verified))) + "\n")
 
     def _size(self, entry: FileEntry) -> int | None:
         try:
@@ -109,8 +149,9 @@ class BlobStore:
 
     def _install(self, entry: FileEntry, destination: Path, hashed: bool) -> os.stat_result | None:
         """Link (or copy) the stored file to destination; its stat, or None (and nothing at
-        destination) when its sha256 isn't the entry's. A link to a file hashed by this
-        very download (`hashed`) is not hashed again; a copy always is, as it is written."""
+        destination) when its sha256 isn't the entry's. A link to a file hashed by this very
+        download or trusted by its record (`hashed`) is not hashed again; a copy always is,
+        as it is written."""
         source = self.path(entry.sha256)
         try:
             os.link(source, destination)
@@ -153,14 +194,21 @@ def _lock(fd: int, wait: bool) -> bool:
 
 
 def _copy(source: Path, destination: Path, sha256: str) -> os.stat_result | None:
-    """Copy, hashing the bytes as they are written; None (nothing left) on a mismatch."""
+    """Copy, hashing the bytes as they are written; None (nothing left) on a mismatch. A
+    failed write (the disk filled up) leaves nothing either, and its error names the file."""
     digest = hashlib.sha256()
-    with source.open("rb") as reader, os.fdopen(os.open(destination, NEW_FILE, 0o644), "wb") as out:
-        while block := reader.read(HASH_BLOCK):
-            digest.update(block)
-            out.write(block)
-        out.flush()
-        landed = os.fstat(out.fileno())
+    fd = os.open(destination, NEW_FILE, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as reader:
+            while block := reader.read(HASH_BLOCK):
+                digest.update(block)
+                out.write(block)
+            out.flush()
+            landed = os.fstat(out.fileno())
+    except OSError as exc:
+        destination.unlink()
+        exc.filename = exc.filename or str(destination)
+        raise
     if digest.hexdigest() != sha256:
         destination.unlink()
         return None

@@ -41,6 +41,22 @@ helm.sh/chart: {{ include "ai-app.chart" . }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+The prefetch DaemonSet's pods: the release's instance but not the app's name, so no selector
+of the app (its Deployment, Services, PDB, NetworkPolicy, spread) ever picks one.
+*/}}
+{{- define "ai-app.prefetchSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: prefetch
+{{- end }}
+
+{{- define "ai-app.prefetchLabels" -}}
+helm.sh/chart: {{ include "ai-app.chart" . }}
+{{ include "ai-app.prefetchSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{/* The metrics Service's name: the full name, cut to leave room for the suffix. */}}
 {{- define "ai-app.metricsServiceName" -}}
 {{- printf "%s-metrics" (include "ai-app.fullname" . | trunc 55 | trimSuffix "-") }}
@@ -170,6 +186,16 @@ for, since `helm upgrade` can't edit what it reads.
   value: {{ .Values.model.root | quote }}
 {{- end }}
 
+{{/* How a fetch trusts and trims the volume's content store (the loader and the prefetcher). */}}
+{{- define "ai-app.cacheEnv" -}}
+- name: MODEL_CACHE_KEEP
+  value: {{ .Values.model.cache.keep | int | quote }}
+- name: MODEL_CACHE_MAX_BYTES
+  value: {{ .Values.model.cache.maxBytes | int64 | quote }}
+- name: MODEL_CACHE_VERIFY
+  value: {{ .Values.model.cache.verify | quote }}
+{{- end }}
+
 {{/* What only the loader needs: where the models are and how to reach them. */}}
 {{- define "ai-app.storageEnv" -}}
 - name: MODEL_CONTAINER
@@ -178,6 +204,29 @@ for, since `helm upgrade` can't edit what it reads.
   value: {{ .Values.storage.accountUrl | quote }}
 - name: AZURE_STORAGE_AUTH
   value: {{ include "ai-app.loaderAuth" . | quote }}
+{{- end }}
+
+{{/* The loader's Blob credential for auth.mode (the Deployment's loader and the prefetcher). */}}
+{{- define "ai-app.authEnv" -}}
+{{- if eq .Values.auth.mode "workloadIdentity" -}}
+# Set here, not only on the ServiceAccount, so any ServiceAccount works
+# (serviceAccount.create=false): the webhook keeps env that is already set.
+- name: AZURE_CLIENT_ID
+  value: {{ .Values.auth.workloadIdentity.clientId | quote }}
+{{- else if eq .Values.auth.mode "existingSecret" -}}
+- name: AZURE_STORAGE_CONNECTION_STRING
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.existingSecret.name }}
+      key: {{ .Values.auth.existingSecret.connectionStringKey }}
+      optional: true
+- name: AZURE_STORAGE_SAS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auth.existingSecret.name }}
+      key: {{ .Values.auth.existingSecret.sasTokenKey }}
+      optional: true
+{{- end }}
 {{- end }}
 
 {{/* The app's settings (gunicorn and request limits), each an exact integer string. */}}
@@ -274,4 +323,14 @@ mounts it read-write and the app read-only, whatever the type.
     path: {{ $volume.hostPath }}
     type: Directory
 {{- end }}
+{{- end }}
+
+{{/* model.prefetch.stage as the prefetcher's PREFETCH_STAGE: "VERSION[@DIGEST] ...". */}}
+{{- define "ai-app.prefetchStage" -}}
+{{- $staged := list }}
+{{- range $index, $entry := . }}
+{{- $version := include "ai-app.string" (list (printf "model.prefetch.stage[%d].version" $index) $entry.version) }}
+{{- $staged = append $staged (ternary (printf "%s@%s" $version $entry.digest) $version (not (empty $entry.digest))) }}
+{{- end }}
+{{- join " " $staged }}
 {{- end }}

@@ -138,3 +138,36 @@ def test_the_replaced_size_key_is_refused_naming_the_new_one(helm):
 
     assert "model.volumeSizeLimit was replaced by model.volume.sizeLimit" in message
     assert "5Gi" in message
+
+
+def loader_env(spec: dict) -> dict[str, str]:
+    (loader,) = spec["initContainers"]
+    return {e["name"]: e.get("value") for e in loader["env"]}
+
+
+@HELMS
+def test_the_cache_settings_reach_the_loader_exactly(helm):
+    cache = {"keep": 5, "maxBytes": 200 * 1024**3, "verify": "full"}
+    spec = pod_spec({}, helm, model={"cache": cache, "volume": {"type": "emptyDir"}})
+
+    env = loader_env(spec)
+
+    assert (env["MODEL_CACHE_KEEP"], env["MODEL_CACHE_MAX_BYTES"], env["MODEL_CACHE_VERIFY"]) == (
+        "5",
+        "214748364800",
+        "full",
+    )
+    assert not [e for e in spec["containers"][0]["env"] if e["name"].startswith("MODEL_CACHE")]
+
+
+@pytest.mark.parametrize(
+    ("cache", "named"),
+    [
+        ({"keep": 0}, "/model/cache/keep"),
+        ({"maxBytes": -1}, "/model/cache/maxBytes"),
+        ({"verify": "sha1"}, "/model/cache/verify"),
+        ({"keepVersions": 2}, "keepVersions"),
+    ],
+)
+def test_a_bad_cache_setting_is_refused_naming_it(cache, named):
+    assert named in render_error({"model": {"cache": cache}})

@@ -1,6 +1,7 @@
 """The cache hit: a fetch that finds its version installed and verified does nothing else.
 It must be the version asked for (name, version, pinned digest), checked cheaply first, and
-it writes nothing, so that it works on a read-only volume."""
+it writes only the version directory's mtime (its recency for retention; skipped on a
+read-only volume)."""
 
 import json
 import os
@@ -53,7 +54,8 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     }
 
 
-def test_a_cache_hit_needs_no_blob_store_and_writes_nothing(loader, published, dest):
+def test_a_cache_hit_needs_no_blob_store_and_writes_only_its_recency(loader, published, dest):
+    version = str(dest / "digits" / "1")
     before = snapshot(dest)
     report = (dest / "digits" / "1" / "fetch-report.json").read_bytes()
 
@@ -62,7 +64,12 @@ def test_a_cache_hit_needs_no_blob_store_and_writes_nothing(loader, published, d
     assert again.returncode == 0, again.stderr
     hit = next(json.loads(line) for line in again.stderr.splitlines() if "cache hit" in line)
     assert (hit["name"], hit["version"], hit["digest"]) == ("digits", "1", published)
-    assert snapshot(dest) == before
+    after = snapshot(dest)
+    assert after[version][:1] == before[version][:1]
+    assert after[version][1] > before[version][1], "the hit marks the version used"
+    assert {k: v for k, v in after.items() if k != version} == {
+        k: v for k, v in before.items() if k != version
+    }
     assert (dest / "digits" / "1" / "fetch-report.json").read_bytes() == report
     assert json.loads(report)["cache_hit"] is False  # the report of the fetch that installed it
 

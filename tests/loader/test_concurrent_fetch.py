@@ -167,7 +167,7 @@ def assert_complete_and_verified(env, dest: Path, published: str) -> None:
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.strip() == published
     files = sorted(p.name for p in installed.iterdir())
-    assert files == sorted([*SIZES, "manifest.json", "fetch-report.json"])
+    assert files == sorted([*SIZES, "manifest.json", "fetch-report.json", ".verified.json"])
 
 
 def assert_nothing_left_beside(dest: Path) -> None:

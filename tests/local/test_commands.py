@@ -1,6 +1,7 @@
 """The local system's commands without a pod: the history `rollback` reads, and the one-line
 errors of `python -m local` (the pod itself: tests/e2e/test_local_loop.py)."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -58,3 +59,46 @@ def test_rollback_with_one_revision_has_nothing_to_go_back_to(tmp_path):
 
     assert result.returncode == 1
     assert result.stderr == "local: error: nothing to roll back to: only one revision\n"
+
+
+def test_demo_refuses_a_bad_replica_count_or_cache_in_one_line(tmp_path):
+    for option, line in (
+        (["--replicas", "0"], "argument --replicas: '0' is not a number of replicas (1 or more)"),
+        (["--cache", "nfs"], "argument --cache: invalid choice: 'nfs' (choose from"),
+    ):
+        result = run_local("--workdir", str(tmp_path), "demo", *option)
+
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"local: error: {line}") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "stack.json").exists()  # refused before anything started
+
+
+def test_each_replica_is_its_own_release_on_its_own_ports_over_one_node_cache(tmp_path):
+    stack = LocalStack(tmp_path, 8080, 10000, 9090, tmp_path / "model", release="demo", replicas=3)
+    shared = dataclasses.replace(stack, node_cache=tmp_path / "node-cache")
+
+    pods = [(pod.release, pod.pod_name, pod.url, pod.metrics_url) for pod in stack.pods]
+    (deployment,) = shared.replica(2).render("1", "a" * 64)
+    spec = deployment["spec"]["template"]["spec"]
+    app = spec["containers"][0]
+    env = {variable["name"]: variable.get("value") for variable in app["env"]}
+    (model, tmp, _) = spec["volumes"]
+
+    assert pods == [
+        ("demo", "demo-ai-app-pod-0", "http://127.0.0.1:8080", "http://127.0.0.1:9090"),
+        ("demo-1", "demo-1-ai-app-pod-0", "http://127.0.0.1:8081", "http://127.0.0.1:9091"),
+        ("demo-2", "demo-2-ai-app-pod-0", "http://127.0.0.1:8082", "http://127.0.0.1:9092"),
+    ]
+    assert stack.replica(0) is stack and stack.replica(2).workdir == tmp_path / "replicas" / "2"
+    assert deployment["metadata"]["name"] == "demo-2-ai-app"
+    assert tmp["name"] == "demo-2-tmp"  # each pod's own emptyDir (see render())
+    assert model == {
+        "name": "model",
+        "hostPath": {"path": str(tmp_path / "node-cache"), "type": "Directory"},
+    }
+    assert {"8082", "9092"} <= set(env.values())
+    (mount,) = [m for m in app["volumeMounts"] if m["name"] == "model"]
+    assert mount["readOnly"] is True
+    (default,) = stack.render("1", "a" * 64)
+    volumes = default["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "demo-model", "emptyDir": {"sizeLimit": "2Gi"}} in volumes  # as before

@@ -8,15 +8,19 @@ the first `times` times, then pass through:
 - busy:     answer 503 ServerBusy, as Blob Storage does when throttling, without forwarding
 - stall:    forward `after_bytes`, then send nothing for `stall_seconds`, then close
 - truncate: send the true Content-Length, then close cleanly (FIN) after `after_bytes`
+- hold:     answer normally, but only once `until(proxy)` holds (at most `stall_seconds`):
+            a download that lasts until other clients got somewhere, as a big one would
 
 Every GET's response body bytes sent to the client are counted per blob path (`sent_bytes`,
-the path without its query), faults or not: what crossed the network, for each blob.
+the path without its query), faults or not: what crossed the network, for each blob; and the
+GETs answered (`answered`, per path).
 """
 
 import http.client
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,10 +36,11 @@ SERVER_BUSY = (
 
 @dataclass
 class Fault:
-    kind: str  # reset | busy | stall | truncate
+    kind: str  # reset | busy | stall | truncate | hold
     times: int = 1  # how many matching responses get it; a large number means always
     after_bytes: int = 1024 * 1024
     stall_seconds: float = 5.0
+    until: Callable[["FaultProxy"], bool] | None = None  # hold: what the answer waits for
 
 
 class _Server(ThreadingHTTPServer):
@@ -48,7 +53,8 @@ class _Server(ThreadingHTTPServer):
 class FaultProxy:
     """Use as a context manager. Counts: `injected` faults, `forwarded` requests,
     `store_down`: requests that found the upstream unreachable (their connection is reset),
-    and `sent_bytes[path]`: body bytes of GET answers sent for each path."""
+    `sent_bytes[path]`: body bytes of GET answers sent for each path, `answered[path]`: GETs
+    answered in full."""
 
     def __init__(self, upstream_port: int, fault: Fault | None, match: str = "model.onnx"):
         self.upstream_port = upstream_port
@@ -59,7 +65,9 @@ class FaultProxy:
         self.forwarded = 0
         self.store_down = 0
         self.sent_bytes: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self.answered: dict[str, int] = {}
+        self._lock = threading.RLock()  # reentrant: a hold's `until` may read the counts
+        self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -89,6 +97,19 @@ class FaultProxy:
             with self._lock:
                 key = path.split("?", 1)[0]
                 self.sent_bytes[key] = self.sent_bytes.get(key, 0) + count
+
+    def _answer_done(self, method: str, path: str) -> None:
+        if method == "GET":
+            with self._changed:
+                key = path.split("?", 1)[0]
+                self.answered[key] = self.answered.get(key, 0) + 1
+                self._changed.notify_all()
+
+    def _hold(self, fault: Fault) -> None:
+        with self._changed:
+            self._changed.wait_for(
+                lambda: fault.until(self) or self._stopping.is_set(), fault.stall_seconds
+            )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -123,10 +144,14 @@ class FaultProxy:
                     return
                 with proxy._lock:
                     proxy.forwarded += 1
+                if fault and fault.kind == "hold":
+                    proxy._hold(fault)
+                    fault = None
                 try:
                     self.relay(response, fault)
                 finally:
                     upstream.close()
+                proxy._answer_done(self.command, self.path)
 
             def relay(self, response: http.client.HTTPResponse, fault: Fault | None) -> None:
                 chunked = response.getheader("Content-Length") is None
@@ -184,7 +209,9 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
+        with self._changed:
+            self._stopping.set()
+            self._changed.notify_all()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
