@@ -52,3 +52,11 @@ def model_dir(tmp_path: Path) -> Path:
     (root / "config.json").write_text('{"labels": 10}\n')
     (root / "tokenizer" / "en" / "vocab.txt").write_text("a\nb\nc\n")
     return root
+
+
+@pytest.fixture
+def published(loader, model_dir) -> str:
+    """model_dir published as digits/1; its manifest's digest."""
+    result = loader("publish", str(model_dir), "--name", "digits", "--version", "1")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

@@ -7,7 +7,6 @@ test_concurrent_fetch.py.)"""
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from local.azurite import Azurite
 from model_loader.manifest import sha256_of_file
+from tests.loader.test_disk_space import mount_permitted
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.loader_cli import run_audited
 from tests.support.log_audit import audit
@@ -25,22 +25,10 @@ NO_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
 OTHER_UID = 10001
 
 
-def mount_permitted() -> bool:
-    probe = ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"]
-    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
-
-
 needs_mounts = pytest.mark.skipif(
     shutil.which("unshare") is None or not mount_permitted(),
     reason="needs `unshare -m` and mount (root) to put the model root on a tmpfs of its own",
 )
-
-
-@pytest.fixture
-def published(loader, model_dir) -> None:
-    """digits/1: model.onnx (5 MiB), config.json, tokenizer/en/vocab.txt."""
-    result = loader("publish", str(model_dir), "--name", "digits", "--version", "1")
-    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture

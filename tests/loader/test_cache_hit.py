@@ -26,13 +26,6 @@ TIB = 1024**4
 
 
 @pytest.fixture
-def published(loader, model_dir) -> str:
-    result = loader("publish", str(model_dir), "--name", "digits", "--version", "1")
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-@pytest.fixture
 def dest(tmp_path, loader, published) -> Path:
     """A model root with digits/1 installed by a real fetch."""
     root = tmp_path / "models"

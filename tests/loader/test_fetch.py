@@ -12,13 +12,6 @@ from tests.support.log_audit import register_secret
 
 
 @pytest.fixture
-def published(loader, model_dir) -> str:
-    result = loader("publish", str(model_dir), "--name", "digits", "--version", "1")
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-@pytest.fixture
 def dest(tmp_path):
     """The shared volume's root, apart from the test's other files."""
     return tmp_path / "models"

@@ -15,13 +15,6 @@ RECORD = ".verified.json"
 
 
 @pytest.fixture
-def published(loader, model_dir) -> str:
-    result = loader("publish", str(model_dir), "--name", "digits", "--version", "1")
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-@pytest.fixture
 def installed(tmp_path, loader, published) -> Path:
     root = tmp_path / "models"
     result = loader("fetch", "--name", "digits", "--version", "1", "--dest", str(root))
