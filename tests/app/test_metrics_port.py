@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from local.net import free_port
+from tests.app.test_metrics_lifecycle import live_worker_pids
 from tests.support.gunicorn_server import GunicornServer, run_to_exit
 
 pytestmark = pytest.mark.slow
@@ -39,20 +40,22 @@ def test_the_openapi_document_stays_public_and_lists_no_metrics_route(gunicorn):
     )  # the metrics port serves metrics and nothing else
 
 
-def wait_for_every_worker_ready(server: GunicornServer, timeout: float = 30) -> None:
-    """aiapp_model_ready is the minimum over the workers: 1 once each has loaded the model
-    (a forked worker may still be loading when the first one answers)."""
+def wait_for_every_worker_ready(server: GunicornServer, workers: int, timeout: float = 30) -> None:
+    """aiapp_model_ready is the minimum over the workers that have built their app: 1 once
+    each of `workers` reports itself (aiapp_worker_up) and has loaded the model. A forked
+    worker that hasn't built its app yet has no value in that minimum."""
     deadline = time.monotonic() + timeout
-    while (
-        "aiapp_model_ready 1.0" not in requests.get(server.metrics_url + "/metrics", timeout=5).text
-    ):
+    while True:
+        text = requests.get(server.metrics_url + "/metrics", timeout=5).text
+        if len(live_worker_pids(text)) == workers and "aiapp_model_ready 1.0" in text:
+            return
         assert time.monotonic() < deadline, "the workers never all loaded the model"
         time.sleep(0.1)
 
 
 def test_a_scrape_answers_while_every_worker_is_stopped(sample):
     with GunicornServer(sample["env"], workers=2) as server:
-        wait_for_every_worker_ready(server)
+        wait_for_every_worker_ready(server, workers=2)
         workers = server.worker_pids()
         for pid in workers:
             os.kill(pid, signal.SIGSTOP)

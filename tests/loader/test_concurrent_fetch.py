@@ -130,15 +130,23 @@ def blocked_on_a_lock(process: subprocess.Popen) -> Callable[[], bool]:
 
 
 def wait_stopped(process: subprocess.Popen) -> None:
-    """Until SIGSTOP has taken effect (state T): a stop is delivered later than it is sent,
-    and a process woken meanwhile from an flock wait might take that lock before stopping."""
+    """Until SIGSTOP has taken effect in every thread (state T): a stop is delivered later
+    than it is sent, and the thread that waits for an flock (not the main one) might, woken
+    meanwhile by the lock's release, take that lock before it stops."""
+    tasks = Path(f"/proc/{process.pid}/task")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        with open(f"/proc/{process.pid}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "T":
-                return
+        if all(_state(task) == "T" for task in tasks.iterdir()):
+            return
         time.sleep(0.005)
-    raise AssertionError("SIGSTOP never took effect")
+    raise AssertionError("SIGSTOP never took effect in every thread")
+
+
+def _state(task: Path) -> str:
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:  # a thread that has exited meanwhile
+        return "T"
 
 
 @pytest.fixture
