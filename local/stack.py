@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -57,6 +58,45 @@ def last_error_line(text: str) -> str:
     return lines[-1].strip() if lines else text.strip()[-300:]
 
 
+def for_podman(workload: dict) -> dict:
+    """A workload of the chart (Deployment, or DaemonSet played as one), adjusted for this
+    machine's podman 4.3; podman plays one pod of it."""
+    spec = workload["spec"]["template"]["spec"]
+    # kube play makes init containers `once`: removed when they exit, their log with them;
+    # `always` (read from the Deployment's annotations) keeps the loader's container, so
+    # `podman logs` shows what its fetch did.
+    workload["metadata"].setdefault("annotations", {})[INIT_CONTAINER_TYPE] = "always"
+    # podman 4.3 applies the pod's restart policy to init containers: Always re-runs a
+    # loader that succeeded forever, OnFailure retries a failed one forever.
+    spec["restartPolicy"] = "Never"
+    containers = spec.get("initContainers", []) + spec["containers"]
+    for container in spec["containers"]:
+        container.pop("ports", None)  # host network: podman refuses port mappings
+    for container in containers:
+        for variable in container.get("env", []):
+            reference = variable.get("valueFrom", {}).get("secretKeyRef")
+            if reference:
+                reference["optional"] = False  # podman 4.3 skips optional secret refs
+            field_path = variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            if field_path == "spec.nodeName":  # podman 4.3 can't give it: this host is the node
+                variable.pop("valueFrom")
+                variable["value"] = socket.gethostname()
+    # podman names an emptyDir's volume after the pod spec's volume name, so two pods (the
+    # serving one and a deploy's candidate) would share it, and it outlives the pod;
+    # Kubernetes gives each pod a fresh one. The workload's name (the release's) keeps pods
+    # apart, and removing the pod deletes them (LocalStack._remove).
+    renamed = {}
+    for volume in spec.get("volumes", []):
+        if "emptyDir" in volume:
+            renamed[volume["name"]] = volume["name"] = (
+                f"{workload['metadata']['name']}-{volume['name']}"
+            )
+    for container in containers:
+        for mount in container.get("volumeMounts", []):
+            mount["name"] = renamed.get(mount["name"], mount["name"])
+    return workload
+
+
 @dataclass
 class LocalStack:
     workdir: Path
@@ -70,6 +110,7 @@ class LocalStack:
     replicas: int = 1
     node_cache: Path | None = None  # a hostPath every replica shares; None: an emptyDir each
     blob_endpoint_port: int = 0  # where the pods reach Blob (0: Azurite itself)
+    prefetch_port: int = 0  # the prefetcher's metrics port, on the node cache (play_prefetch)
     _server: Azurite | None = field(default=None, init=False, repr=False)
 
     @property
@@ -224,9 +265,12 @@ class LocalStack:
 
     def template(self, version: str, digest: str = "", name: str = MODEL_NAME) -> str:
         """`helm template` of the chart with this system's values, as helm would install it."""
+        return self.helm_template(self.values(version, digest, name))
+
+    def helm_template(self, values: dict) -> str:
         result = subprocess.run(
             [helm_binary(), "template", self.release, str(REPO_ROOT / "chart"), "--values", "-"],
-            input=yaml.safe_dump(self.values(version, digest, name)),
+            input=yaml.safe_dump(values),
             capture_output=True,
             text=True,
         )
@@ -237,34 +281,7 @@ class LocalStack:
     def render(self, version: str, digest: str = "", name: str = MODEL_NAME) -> list[dict]:
         """The chart's Deployment, adjusted for this machine's podman."""
         objects = [o for o in yaml.safe_load_all(self.template(version, digest, name)) if o]
-        kept = [o for o in objects if o["kind"] == "Deployment"]
-        spec = kept[0]["spec"]["template"]["spec"]
-        # kube play makes init containers `once`: removed when they exit, their log with them;
-        # `always` (read from the Deployment's annotations) keeps the loader's container, so
-        # `podman logs` shows what its fetch did.
-        kept[0]["metadata"].setdefault("annotations", {})[INIT_CONTAINER_TYPE] = "always"
-        # podman 4.3 applies the pod's restart policy to init containers: Always re-runs a
-        # loader that succeeded forever, OnFailure retries a failed one forever.
-        spec["restartPolicy"] = "Never"
-        for container in spec["containers"]:
-            container.pop("ports", None)  # host network: podman refuses port mappings
-        for container in spec["initContainers"]:
-            for variable in container.get("env", []):
-                reference = variable.get("valueFrom", {}).get("secretKeyRef")
-                if reference:
-                    reference["optional"] = False  # podman 4.3 skips optional secret refs
-        # podman names an emptyDir's volume after the pod spec's volume name, so two pods (the
-        # serving one and a deploy's candidate) would share it, and it outlives the pod;
-        # Kubernetes gives each pod a fresh one. The release's name keeps pods apart, and
-        # remove_pod() deletes them.
-        renamed = {}
-        for volume in spec.get("volumes", []):
-            if "emptyDir" in volume:
-                renamed[volume["name"]] = volume["name"] = f"{self.release}-{volume['name']}"
-        for container in spec["initContainers"] + spec["containers"]:
-            for mount in container.get("volumeMounts", []):
-                mount["name"] = renamed.get(mount["name"], mount["name"])
-        return kept
+        return [for_podman(o) for o in objects if o["kind"] == "Deployment"]
 
     def create_secret(self) -> None:
         """The Secret the chart's existingSecret mode reads, in podman 4.3's format for
@@ -318,16 +335,80 @@ class LocalStack:
         )
         return json.loads(result.stdout) if result.returncode == 0 else {}
 
+    # ------------------------------------------------------------------ the prefetcher
+    @property
+    def prefetch_pod_name(self) -> str:
+        return f"{self.release}-ai-app-prefetch-pod-0"
+
+    def render_prefetch(
+        self, version: str, digest: str, stage: list[tuple[str, str]], name: str = MODEL_NAME
+    ) -> dict:
+        """The chart's prefetch DaemonSet (model.prefetch) keeping `version` and `stage`
+        ([(version, digest)]) on the node cache, as the Deployment that podman 4.3 plays (it
+        plays no DaemonSet; this machine is the one node). Its metrics listen on loopback."""
+        values = self.values(version, digest, name)
+        values["model"]["prefetch"] = {
+            "enabled": True,
+            "metricsPort": self.prefetch_port,
+            "stage": [{"version": each, "digest": pinned} for each, pinned in stage],
+        }
+        values["loader"] = {
+            "extraEnv": [{"name": "PREFETCH_METRICS_ADDRESS", "value": "127.0.0.1"}]
+        }
+        objects = yaml.safe_load_all(self.helm_template(values))
+        [daemonset] = [o for o in objects if o and o["kind"] == "DaemonSet"]
+        spec = daemonset["spec"]
+        return for_podman(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": daemonset["metadata"],
+                "spec": {"replicas": 1, "selector": spec["selector"], "template": spec["template"]},
+            }
+        )
+
+    def play_prefetch(
+        self, version: str, digest: str, stage: list[tuple[str, str]], name: str = MODEL_NAME
+    ) -> subprocess.CompletedProcess:
+        """Replace the prefetcher with one for this version and `stage`; kube play's result."""
+        kube_file = self.workdir / "prefetch.yaml"
+        self.remove_prefetch()
+        kube_file.write_text(yaml.safe_dump(self.render_prefetch(version, digest, stage, name)))
+        return podman("kube", "play", "--network", "host", str(kube_file), check=False)
+
+    def wait_prefetched(self, timeout: float = 120) -> str:
+        """The prefetcher's metrics, once its port answers (every version is installed
+        then); TimeoutError with its error line if it exits or never answers."""
+        container = f"{self.prefetch_pod_name}-prefetch"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return requests.get(
+                    f"http://127.0.0.1:{self.prefetch_port}/metrics", timeout=1
+                ).text
+            except (requests.ConnectionError, requests.Timeout):
+                state = podman("inspect", container, "--format", "{{.State.Status}}", check=False)
+                if state.stdout.strip() == "exited":
+                    break
+                time.sleep(0.1)  # still fetching
+        logs = podman("logs", container, check=False)
+        raise TimeoutError(f"{container} not ready: {last_error_line(logs.stdout + logs.stderr)}")
+
+    def remove_prefetch(self) -> None:
+        self._remove(self.workdir / "prefetch.yaml", self.prefetch_pod_name)
+
     def remove_pod(self) -> None:
-        """The pod and its emptyDir volumes (see render())."""
-        kube_file = self.workdir / "pod.yaml"
+        self._remove(self.workdir / "pod.yaml", self.pod_name)
+
+    def _remove(self, kube_file: Path, pod_name: str) -> None:
+        """A played pod and its emptyDir volumes (see for_podman())."""
         volumes = []
         if kube_file.exists():
             for document in yaml.safe_load_all(kube_file.read_text()):
                 spec = document["spec"]["template"]["spec"]
                 volumes += [v["name"] for v in spec.get("volumes", []) if "emptyDir" in v]
             podman("kube", "down", str(kube_file), check=False)
-        podman("pod", "rm", "--force", "--time", "5", self.pod_name, check=False)
+        podman("pod", "rm", "--force", "--time", "5", pod_name, check=False)
         for volume in volumes:
             podman("volume", "rm", "--force", volume, check=False)
 
@@ -389,6 +470,7 @@ class LocalStack:
     def down(self) -> None:
         """Remove everything up() made: the pods, the secrets, Azurite and the workdir (the
         node cache included)."""
+        self.remove_prefetch()
         for pod in self.pods:
             pod.remove_pod()
             podman("secret", "rm", pod.secret_name, check=False)

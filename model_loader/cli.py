@@ -101,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("PREFETCH_METRICS_PORT"),
         help="port of the metrics, answering once installed [PREFETCH_METRICS_PORT]",
     )
-    sub.add_argument("--metrics-address", default="0.0.0.0", help="address of the metrics")
+    sub.add_argument(
+        "--metrics-address",
+        default=env("PREFETCH_METRICS_ADDRESS", "0.0.0.0"),
+        help="address of the metrics [PREFETCH_METRICS_ADDRESS, 0.0.0.0]",
+    )
     sub.add_argument(
         "--stage",
         action="append",

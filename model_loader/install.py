@@ -204,7 +204,7 @@ def _install(container, name, version, dest_root, digest, transfer, verify) -> F
             bytes_fetched=report.bytes_fetched,
             bytes_reused=report.bytes_reused,
         )
-        return _report(manifest, remote_digest, started, cache_hit=True)
+        return report  # what this fetch moved (a prefetcher's metrics), not the winner's
     log(
         "fetch done",
         name=name,

@@ -10,13 +10,16 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
+from prometheus_client.parser import text_string_to_metric_families
 
+from local.net import free_port, wait_for_port
 from tests.support.loader_cli import run_loader, start_loader, stop_loaders, wait_loader
 
 pytestmark = pytest.mark.slow
@@ -205,6 +208,41 @@ def test_a_fetch_paused_while_another_installs_finds_its_staging_intact_and_exit
     assert "installed by another fetch first" in first_done.stderr
     assert_complete_and_verified(env, dest, published)
     assert_nothing_left_beside(dest)
+
+
+def test_a_prefetch_whose_rename_comes_second_reports_the_bytes_it_fetched(
+    env, published, fetches, tmp_path, c_lock
+):
+    """A node's prefetch metrics are its own transfer, also when another loader installed
+    the version first: the two files it downloaded, and c.txt taken from the store."""
+    dest, port = tmp_path / "models", free_port()
+    held = c_lock()
+    first = start_loader(
+        env,
+        "prefetch",
+        *("--name", "digits", "--version", "1", "--dest", str(dest)),
+        *("--metrics-port", str(port), "--metrics-address", "127.0.0.1"),
+    )
+    try:
+        pause_when(first, lambda: blocked_on_a_lock(first)() and dest, "prefetch waiting on c.txt")
+        wait_stopped(first)
+        os.close(held)
+        second = wait_loader(fetches())
+        first.send_signal(signal.SIGCONT)
+        wait_for_port(port, timeout=60)  # the prefetcher listens once its version is installed
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            metrics = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(answer.read().decode())
+                for sample in family.samples
+            }
+    finally:
+        stop_loaders([first])
+
+    assert second.returncode == 0, second.stderr
+    assert metrics["aiapp_prefetch_fetched_bytes"] == SIZES["a.bin"] + SIZES["b.onnx"]
+    assert metrics["aiapp_prefetch_reused_bytes"] == SIZES["c.txt"]
+    assert_complete_and_verified(env, dest, published)
 
 
 def test_the_installed_directory_is_the_verified_staging_directory_renamed(

@@ -189,6 +189,21 @@ def test_a_port_in_use_exits_2_naming_it_and_keeps_the_install(loader, model_dir
     verify_installed(root / "digits" / "1")  # the next start is a cache hit
 
 
+def test_the_metrics_address_comes_from_the_env_where_no_option_gives_it(
+    loader, model_dir, tmp_path
+):
+    """The chart can set PREFETCH_METRICS_ADDRESS (local pods on the host's network listen on
+    loopback): an address this host doesn't have (TEST-NET-1) exits 2 naming it."""
+    loader("publish", str(model_dir), "--name", "digits", "--version", "1")
+    args = prefetch_args(tmp_path / "node-cache", "1", free_port())
+    args = args[: args.index("--metrics-address")]
+
+    result = loader(*args, env={"PREFETCH_METRICS_ADDRESS": "192.0.2.1"})
+
+    assert result.returncode == 2
+    assert result.error_line.startswith("model_loader: error: metrics on 192.0.2.1:")
+
+
 def test_the_prefetched_version_is_kept_by_every_trim_while_it_serves(
     loader, loader_env, model_dir, tmp_path
 ):
