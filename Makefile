@@ -228,6 +228,10 @@ demo: setup images sample-model ## Run the whole system locally: Azurite, the sa
 publish: ## Publish DIR to the local Azurite as NAME version VERSION (the loader's checks); prints the digest
 	$(LOCAL) publish --dir "$(DIR)" --name "$(NAME)" --version "$(VERSION)"
 
+.PHONY: stage
+stage: containers-conf ## Node cache (make demo CACHE=hostPath): the prefetcher installs VERSION [DIGEST] beside the served one, ahead of make deploy
+	$(LOCAL) stage --version "$(VERSION)" --digest "$(DIGEST)"
+
 .PHONY: deploy
 deploy: containers-conf ## Pre-flight, then serve NAME VERSION [DIGEST] locally; a failing version leaves the pod as it was
 	$(LOCAL) deploy --name "$(NAME)" --version "$(VERSION)" --digest "$(DIGEST)"

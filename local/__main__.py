@@ -3,6 +3,7 @@
     python -m local demo     [--model-dir DIR] [--port P] [--metrics-port P] [--azurite-port P]
                              [--replicas N] [--cache emptyDir|hostPath]
     python -m local publish  --dir DIR --name N --version V
+    python -m local stage    --version V [--digest D]
     python -m local deploy   --name N --version V [--digest D]
     python -m local rollback
     python -m local status
@@ -18,10 +19,13 @@ import os
 import sys
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from local.history import History
+from local.net import free_port
 from local.rollout import deploy
 from local.sample_image_model import sample_page
-from local.stack import MODEL_NAME, REPO_ROOT, LocalStack, StackError
+from local.stack import MODEL_NAME, REPO_ROOT, LocalStack, StackError, last_error_line
 
 PROG = "local"
 
@@ -63,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--dir", type=Path, required=True)
     sub.add_argument("--name", required=True)
     sub.add_argument("--version", required=True)
+
+    sub = commands.add_parser(
+        "stage", help="node cache: the prefetcher installs this version ahead of a deploy"
+    )
+    sub.add_argument("--version", required=True)
+    sub.add_argument("--digest", default="", help="pin (default: the published digest)")
 
     sub = commands.add_parser("deploy", help="pre-flight, then serve this version")
     sub.add_argument("--name", required=True)
@@ -134,6 +144,51 @@ def serve(stack: LocalStack, name: str, version: str, digest: str, description: 
         f"revision {revision.revision}: serving {name} {version} (digest {digest}) at {stack.url}"
         f"\n  the swap left {stack.url} without a ready pod for {swap_seconds:.1f}s"
     )
+    if stack.prefetching:  # the bump rolls the DaemonSet too: it now keeps this version
+        prefetch(stack, name, version, digest, [])
+
+
+def prefetch(
+    stack: LocalStack, name: str, version: str, digest: str, stage: list[tuple[str, str]]
+) -> dict[str, dict[str, float]]:
+    """The prefetcher (re)played, keeping `version` and `stage` on the node cache; once
+    ready, each version's fetched and reused bytes from its metrics."""
+    played = stack.play_prefetch(version, digest, stage, name)
+    if played.returncode != 0:
+        raise StackError(f"the prefetcher: {last_error_line(played.stderr)}")
+    try:
+        metrics = stack.wait_prefetched()
+    except TimeoutError as exc:
+        raise StackError(str(exc)) from None
+    moved: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name in ("aiapp_prefetch_fetched_bytes", "aiapp_prefetch_reused_bytes"):
+                kind = sample.name.split("_")[2]
+                moved.setdefault(sample.labels["version"], {})[kind] = sample.value
+    return moved
+
+
+def stage(args: argparse.Namespace) -> None:
+    """What a release manager does before a bump on AKS (README "Pre-staging on every
+    node"): the served version stays pinned, this one is installed beside it."""
+    stack = LocalStack.load(args.workdir)
+    if stack.node_cache is None:
+        raise StackError("staging needs the node cache: make demo CACHE=hostPath")
+    served = History(stack.workdir).current()
+    stack.ensure_blob_store()
+    digest = stack.preflight(args.version, args.digest, served.name)
+    if not stack.prefetch_port:
+        stack.prefetch_port = free_port()
+        stack.save()
+    moved = prefetch(stack, served.name, served.version, served.digest, [(args.version, digest)])
+    staged = moved[args.version]
+    print(
+        f"staged {served.name} {args.version} (digest {digest}) on the node cache beside "
+        f"{served.version}: {staged['fetched']:.0f} bytes fetched, {staged['reused']:.0f} reused"
+        f"\n  prefetcher: http://127.0.0.1:{stack.prefetch_port}/metrics"
+        f"\n  next:       make deploy NAME={served.name} VERSION={args.version} (a cache hit)"
+    )
 
 
 def deploy_command(args: argparse.Namespace) -> None:
@@ -194,6 +249,7 @@ def down(args: argparse.Namespace) -> None:
 COMMANDS = {
     "demo": demo,
     "publish": publish,
+    "stage": stage,
     "deploy": deploy_command,
     "rollback": rollback,
     "status": status,

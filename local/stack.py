@@ -394,8 +394,13 @@ class LocalStack:
         logs = podman("logs", container, check=False)
         raise TimeoutError(f"{container} not ready: {last_error_line(logs.stdout + logs.stderr)}")
 
+    @property
+    def prefetching(self) -> bool:
+        return (self.workdir / "prefetch.yaml").exists()
+
     def remove_prefetch(self) -> None:
         self._remove(self.workdir / "prefetch.yaml", self.prefetch_pod_name)
+        (self.workdir / "prefetch.yaml").unlink(missing_ok=True)
 
     def remove_pod(self) -> None:
         self._remove(self.workdir / "pod.yaml", self.pod_name)

@@ -1,9 +1,10 @@
-"""The chart's prefetch DaemonSet on this machine's one node, as a release manager uses it: the
-app's pod serves version 1 from the node cache (a hostPath); the next version is staged
-(`model.prefetch.stage`), and the prefetcher fetches what the node lacks of it and reports
-each version on its metrics port; the bump then finds the version installed, and Blob, behind
-the proxy that counts what it sends (tests/support/fault_proxy.py), gets no request at all.
-podman 4.3 plays no DaemonSet: its pod template is played as a one-replica Deployment's."""
+"""The chart's prefetch DaemonSet on this machine's one node, as a release manager uses it
+(`make stage`, then `make deploy`): the app's pod serves version 1 from the node cache (a
+hostPath); version 2 is staged (`model.prefetch.stage`), and the prefetcher fetches what the
+node lacks of it and reports each version on its metrics port; the bump then finds the version
+installed, Blob (behind the proxy that counts what it sends, tests/support/fault_proxy.py)
+gets no request at all, and the prefetcher is replayed with version 2 pinned. podman 4.3 plays
+no DaemonSet: its pod template is played as a one-replica Deployment's."""
 
 import json
 import shutil
@@ -13,9 +14,10 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from local.__main__ import main as local_main
+from local.history import History
 from local.net import free_port
 from local.podman import podman, why_podman_cannot_run
-from local.rollout import deploy
 from local.stack import MODEL_NAME, REPO_ROOT, LocalStack
 from tests.e2e.test_node_cache import files_of, loader_events, sent_for
 from tests.support.fault_proxy import FaultProxy
@@ -70,17 +72,19 @@ def samples(text: str, name: str) -> list[dict[str, str | float]]:
 
 
 def test_a_staged_version_is_on_the_node_before_the_bump_and_the_bump_asks_blob_nothing(
-    system, tmp_path
+    system, tmp_path, capsys
 ):
     stack, proxy = system
+    workdir = ["--workdir", str(stack.workdir)]
     first_digest = stack.figures["digest"]
     changed = tmp_path / MODEL_NAME
     shutil.copytree(stack.model_dir, changed)
     (changed / "labels.txt").write_text("270\n180\n90\n0\n")  # same size, other bytes
     digest = stack.publish("2", changed)
+    History(stack.workdir).record(MODEL_NAME, "1", first_digest, "demo")  # as `make demo` does
 
-    played = stack.play_prefetch("1", first_digest, [("2", digest)])
-    assert played.returncode == 0, played.stderr
+    assert local_main([*workdir, "stage", "--version", "2"]) == 0  # make stage VERSION=2
+    staged_line = capsys.readouterr().out.splitlines()[0]
     metrics = stack.wait_prefetched()
 
     info = samples(metrics, "aiapp_prefetch_info")
@@ -95,17 +99,23 @@ def test_a_staged_version_is_on_the_node_before_the_bump_and_the_bump_asks_blob_
     assert fetched == {"1": 0, "2": labels_bytes}  # 1: installed by the app's pod already
     assert reused == {"1": 0, "2": model_bytes - labels_bytes}  # 2: the rest from the store
     assert sent_for(proxy, "2") == {"labels.txt": labels_bytes}
+    assert staged_line == (
+        f"staged {MODEL_NAME} 2 (digest {digest}) on the node cache beside 1: "
+        f"{labels_bytes} bytes fetched, {model_bytes - labels_bytes} reused"
+    )
     ready = [json.loads(line) for line in prefetch_logs(stack).splitlines() if line[:1] == "{"]
     ready = {line["version"]: line for line in ready if line["event"] == "prefetch ready"}
     assert ready.keys() == {"1", "2"} and ready["2"]["bytes_fetched"] == labels_bytes
 
     requests_before = proxy.forwarded
-    served, _ = deploy(stack, MODEL_NAME, "2", digest)
+    assert local_main([*workdir, "deploy", "--name", MODEL_NAME, "--version", "2"]) == 0
 
-    assert served == digest and stack.served()["version"] == "2"
+    assert stack.served()["version"] == "2" and stack.served()["digest"] == digest
     assert proxy.forwarded == requests_before  # the bump's loaders never reached Blob
     hit = loader_events(stack)["cache hit"]
     assert (hit["version"], hit["digest"], hit["trusted"]) == ("2", digest, "stat")
+    rolled = samples(stack.wait_prefetched(), "aiapp_prefetch_info")  # the DaemonSet rolled too
+    assert [(s["version"], s["role"]) for s in rolled] == [("2", "pinned")]
     print(
         f"\nprefetch: version 2 staged on the node, Blob sent {labels_bytes} bytes (its one "
         f"changed file of {model_bytes}); the bump to it sent {proxy.forwarded - requests_before}"

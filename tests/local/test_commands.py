@@ -2,6 +2,7 @@
 errors of `python -m local` (the pod itself: tests/e2e/test_local_loop.py)."""
 
 import dataclasses
+import socket
 import subprocess
 import sys
 
@@ -61,6 +62,44 @@ def test_rollback_with_one_revision_has_nothing_to_go_back_to(tmp_path):
     assert result.stderr == "local: error: nothing to roll back to: only one revision\n"
 
 
+def test_staging_without_the_node_cache_says_what_it_needs(tmp_path):
+    LocalStack(tmp_path, 1, 2, 3, tmp_path / "model", release="t").save()  # emptyDir pods
+    History(tmp_path).record("digits", "1", "a" * 64, "demo")
+
+    result = run_local("--workdir", str(tmp_path), "stage", "--version", "2")
+
+    assert result.returncode == 1
+    assert result.stderr == "local: error: staging needs the node cache: make demo CACHE=hostPath\n"
+
+
+def test_the_prefetcher_is_the_charts_daemonset_pod_with_its_own_volumes(tmp_path):
+    """Played as a Deployment (podman 4.3 plays no DaemonSet), its emptyDir apart from the
+    app pod's, this host as its node, its metrics on loopback."""
+    stack = LocalStack(tmp_path, 8080, 10000, 9090, tmp_path / "model", node_cache=tmp_path / "nc")
+    stack.prefetch_port = 9400
+
+    prefetcher = stack.render_prefetch("1", "a" * 64, [("2", "b" * 64)])
+    spec = prefetcher["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    (app_pod,) = stack.render("1", "a" * 64)
+    app_volumes = {v["name"] for v in app_pod["spec"]["template"]["spec"]["volumes"]}
+
+    assert (prefetcher["kind"], prefetcher["metadata"]["name"]) == (
+        "Deployment",
+        "demo-ai-app-prefetch",
+    )
+    assert container["args"] == ["prefetch"] and spec["restartPolicy"] == "Never"
+    assert env["NODE_NAME"] == socket.gethostname()
+    assert env["PREFETCH_METRICS_PORT"] == "9400" and env["PREFETCH_METRICS_ADDRESS"] == "127.0.0.1"
+    assert env["PREFETCH_STAGE"] == "2@" + "b" * 64
+    assert {"name": "model", "hostPath": {"path": str(tmp_path / "nc"), "type": "Directory"}} in (
+        spec["volumes"]
+    )
+    assert {v["name"] for v in spec["volumes"] if "emptyDir" in v} == {"demo-ai-app-prefetch-tmp"}
+    assert "demo-ai-app-prefetch-tmp" not in app_volumes
+
+
 def test_demo_refuses_a_bad_replica_count_or_cache_in_one_line(tmp_path):
     for option, line in (
         (["--replicas", "0"], "argument --replicas: '0' is not a number of replicas (1 or more)"),
@@ -91,7 +130,7 @@ def test_each_replica_is_its_own_release_on_its_own_ports_over_one_node_cache(tm
     ]
     assert stack.replica(0) is stack and stack.replica(2).workdir == tmp_path / "replicas" / "2"
     assert deployment["metadata"]["name"] == "demo-2-ai-app"
-    assert tmp["name"] == "demo-2-tmp"  # each pod's own emptyDir (see render())
+    assert tmp["name"] == "demo-2-ai-app-tmp"  # each pod's own emptyDir (see for_podman())
     assert model == {
         "name": "model",
         "hostPath": {"path": str(tmp_path / "node-cache"), "type": "Directory"},
@@ -101,4 +140,4 @@ def test_each_replica_is_its_own_release_on_its_own_ports_over_one_node_cache(tm
     assert mount["readOnly"] is True
     (default,) = stack.render("1", "a" * 64)
     volumes = default["spec"]["template"]["spec"]["volumes"]
-    assert {"name": "demo-model", "emptyDir": {"sizeLimit": "2Gi"}} in volumes  # as before
+    assert {"name": "demo-ai-app-model", "emptyDir": {"sizeLimit": "2Gi"}} in volumes
