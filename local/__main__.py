@@ -176,6 +176,8 @@ def stage(args: argparse.Namespace) -> None:
     if stack.node_cache is None:
         raise StackError("staging needs the node cache: make demo CACHE=hostPath")
     served = History(stack.workdir).current()
+    if served is None:
+        raise StackError("nothing is served to stage beside: run `make demo` first")
     stack.ensure_blob_store()
     digest = stack.preflight(args.version, args.digest, served.name)
     if not stack.prefetch_port:

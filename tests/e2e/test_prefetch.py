@@ -12,7 +12,6 @@ import socket
 import subprocess
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from local.__main__ import main as local_main
 from local.history import History
@@ -20,6 +19,7 @@ from local.net import free_port
 from local.podman import podman, why_podman_cannot_run
 from local.stack import MODEL_NAME, REPO_ROOT, LocalStack
 from tests.e2e.test_node_cache import files_of, loader_events, sent_for
+from tests.loader.test_prefetch import scrape
 from tests.support.fault_proxy import FaultProxy
 from tests.support.image_model import sample_image_model
 from tests.support.log_audit import audit
@@ -61,16 +61,6 @@ def prefetch_logs(stack: LocalStack) -> str:
     return result.stdout + result.stderr
 
 
-def samples(text: str, name: str) -> list[dict[str, str | float]]:
-    """The samples of one metric: each one's labels, with its value under "value"."""
-    return [
-        {**sample.labels, "value": sample.value}
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    ]
-
-
 def test_a_staged_version_is_on_the_node_before_the_bump_and_the_bump_asks_blob_nothing(
     system, tmp_path, capsys
 ):
@@ -85,15 +75,23 @@ def test_a_staged_version_is_on_the_node_before_the_bump_and_the_bump_asks_blob_
 
     assert local_main([*workdir, "stage", "--version", "2"]) == 0  # make stage VERSION=2
     staged_line = capsys.readouterr().out.splitlines()[0]
-    metrics = stack.wait_prefetched()
+    metrics = scrape(stack.prefetch_port)  # `stage` waited for the port: both are installed
 
-    info = samples(metrics, "aiapp_prefetch_info")
-    assert {(s["version"], s["role"], s["digest"], s["name"], s["node"]) for s in info} == {
-        ("1", "pinned", first_digest, MODEL_NAME, socket.gethostname()),
-        ("2", "staged", digest, MODEL_NAME, socket.gethostname()),
+    node, info = socket.gethostname(), metrics["aiapp_prefetch_info"]
+    assert {labels["version"]: labels for labels, _ in info} == {
+        "1": {
+            "name": MODEL_NAME,
+            "version": "1",
+            "digest": first_digest,
+            "node": node,
+            "role": "pinned",
+        },
+        "2": {"name": MODEL_NAME, "version": "2", "digest": digest, "node": node, "role": "staged"},
     }
-    fetched = {s["version"]: s["value"] for s in samples(metrics, "aiapp_prefetch_fetched_bytes")}
-    reused = {s["version"]: s["value"] for s in samples(metrics, "aiapp_prefetch_reused_bytes")}
+    fetched, reused = (
+        {labels["version"]: value for labels, value in metrics[f"aiapp_prefetch_{kind}_bytes"]}
+        for kind in ("fetched", "reused")
+    )
     model_bytes = sum(files_of(stack.model_dir).values())
     labels_bytes = (changed / "labels.txt").stat().st_size
     assert fetched == {"1": 0, "2": labels_bytes}  # 1: installed by the app's pod already
@@ -114,8 +112,8 @@ def test_a_staged_version_is_on_the_node_before_the_bump_and_the_bump_asks_blob_
     assert proxy.forwarded == requests_before  # the bump's loaders never reached Blob
     hit = loader_events(stack)["cache hit"]
     assert (hit["version"], hit["digest"], hit["trusted"]) == ("2", digest, "stat")
-    rolled = samples(stack.wait_prefetched(), "aiapp_prefetch_info")  # the DaemonSet rolled too
-    assert [(s["version"], s["role"]) for s in rolled] == [("2", "pinned")]
+    rolled = scrape(stack.prefetch_port)["aiapp_prefetch_info"]  # `deploy` rolled it too
+    assert [(labels["version"], labels["role"]) for labels, _ in rolled] == [("2", "pinned")]
     print(
         f"\nprefetch: version 2 staged on the node, Blob sent {labels_bytes} bytes (its one "
         f"changed file of {model_bytes}); the bump to it sent {proxy.forwarded - requests_before}"

@@ -10,16 +10,15 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from local.net import free_port, wait_for_port
+from tests.loader.test_prefetch import scrape
 from tests.support.loader_cli import run_loader, start_loader, stop_loaders, wait_loader
 
 pytestmark = pytest.mark.slow
@@ -230,18 +229,14 @@ def test_a_prefetch_whose_rename_comes_second_reports_the_bytes_it_fetched(
         second = wait_loader(fetches())
         first.send_signal(signal.SIGCONT)
         wait_for_port(port, timeout=60)  # the prefetcher listens once its version is installed
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-            metrics = {
-                sample.name: sample.value
-                for family in text_string_to_metric_families(answer.read().decode())
-                for sample in family.samples
-            }
+        metrics = scrape(port)
     finally:
         stop_loaders([first])
 
     assert second.returncode == 0, second.stderr
-    assert metrics["aiapp_prefetch_fetched_bytes"] == SIZES["a.bin"] + SIZES["b.onnx"]
-    assert metrics["aiapp_prefetch_reused_bytes"] == SIZES["c.txt"]
+    fetched = SIZES["a.bin"] + SIZES["b.onnx"]
+    assert metrics["aiapp_prefetch_fetched_bytes"] == [({"version": "1"}, fetched)]
+    assert metrics["aiapp_prefetch_reused_bytes"] == [({"version": "1"}, SIZES["c.txt"])]
     assert_complete_and_verified(env, dest, published)
 
 
