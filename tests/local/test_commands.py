@@ -72,6 +72,17 @@ def test_staging_without_the_node_cache_says_what_it_needs(tmp_path):
     assert result.stderr == "local: error: staging needs the node cache: make demo CACHE=hostPath\n"
 
 
+def test_staging_with_nothing_served_says_so(tmp_path):
+    LocalStack(tmp_path, 1, 2, 3, tmp_path / "model", node_cache=tmp_path / "nc").save()
+
+    result = run_local("--workdir", str(tmp_path), "stage", "--version", "2")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "local: error: nothing is served to stage beside: run `make demo` first\n"
+    )
+
+
 def test_the_prefetcher_is_the_charts_daemonset_pod_with_its_own_volumes(tmp_path):
     """Played as a Deployment (podman 4.3 plays no DaemonSet), its emptyDir apart from the
     app pod's, this host as its node, its metrics on loopback."""
