@@ -260,10 +260,27 @@ cp "$ROOT/digits/2/fetch-report.json" "$OUT.report"
 """
 
 
-@pytest.mark.skipif(
+ON_ANOTHER_FILESYSTEM_CORRUPTED = """
+mkdir -p "$ROOT/digits" && mount -t tmpfs -o size=256m tmpfs "$ROOT/digits" || exit 97
+"$PY" -m model_loader fetch --name digits --version 1 --dest "$ROOT" || exit
+"$PY" -c "$FLIP_FIRST_BYTE" "$STORED"
+"$PY" -m model_loader fetch --name digits --version 2 --dest "$ROOT" || exit
+"$PY" -m model_loader verify "$ROOT/digits/2"
+"""
+FLIP_FIRST_BYTE = """
+import sys
+with open(sys.argv[1], "r+b") as handle:
+    byte = handle.read(1)
+    handle.seek(0)
+    handle.write(bytes([byte[0] ^ 0xFF]))
+"""
+ANOTHER_FILESYSTEM = pytest.mark.skipif(
     shutil.which("unshare") is None or not mount_permitted(),
     reason="needs `unshare -m` and mount (root) to put the versions on a filesystem of their own",
 )
+
+
+@ANOTHER_FILESYSTEM
 def test_where_hard_links_fail_files_are_copied_from_the_store(
     env, model, proxy, container, dest, tmp_path
 ):
@@ -289,3 +306,30 @@ def test_where_hard_links_fail_files_are_copied_from_the_store(
     assert sent(proxy, container, "2") == {"c.txt": len(C_TEXT["2"])}
     report = json.loads(Path(f"{out}.report").read_text())
     assert report["bytes_reused"] == sum(SIZES.values())
+
+
+@ANOTHER_FILESYSTEM
+def test_where_hard_links_fail_a_corrupted_stored_file_is_fetched_again_never_copied(
+    env, model, proxy, container, dest
+):
+    """A copy is hashed as it is written (Azure Files over SMB refuses hard links): a stored
+    file whose bytes changed is downloaded again, and version 2 verifies."""
+    dest.mkdir()
+    stored = store(dest) / model["b.onnx"]
+    run = run_audited(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", ON_ANOTHER_FILESYSTEM_CORRUPTED],
+        {
+            **env,
+            "ROOT": str(dest),
+            "PY": sys.executable,
+            "STORED": str(stored),
+            "FLIP_FIRST_BYTE": FLIP_FIRST_BYTE,
+        },
+        "loader",
+    )
+
+    assert run.returncode != 97, "no tmpfs could be mounted"
+    assert run.returncode == 0, run.stderr
+    assert "stored file fails its sha256, fetching again" in run.stderr
+    assert sent(proxy, container, "2")["b.onnx"] == SIZES["b.onnx"]
+    assert sha256_of_file(stored) == model["b.onnx"]
