@@ -136,7 +136,12 @@ def wait_blocked_on_a_lock(process: subprocess.Popen) -> None:
     raise AssertionError(f"never waited on a lock (exit {process.poll()})")
 
 
-def test_a_version_that_changes_one_file_fetches_that_file_only(env, model, proxy, container, dest):
+@pytest.mark.parametrize("verify", ["stat", "full"])
+def test_a_version_that_changes_one_file_fetches_that_file_only(
+    env, model, proxy, container, dest, verify
+):
+    """Under `full` each stored file is hashed as it is linked, and reused when it matches."""
+    env = {**env, "MODEL_CACHE_VERIFY": verify}
     first = run_loader(env, *fetch_args(dest, "1"))
     assert first.returncode == 0, first.stderr
 

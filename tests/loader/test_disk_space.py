@@ -28,14 +28,18 @@ pytestmark = pytest.mark.skipif(
     reason="needs `unshare -m` and mount (root) to put the model root on a small tmpfs",
 )
 
-# Mount a tmpfs of $SIZE on $ROOT, optionally seed it, run the loader, then record what is
-# left on the tmpfs (the namespace, and the tmpfs with it, ends with this shell).
+# Mount a tmpfs of $SIZE on $ROOT, optionally seed it, run the loader for each of $VERSIONS
+# until one fails, then record what is left on the tmpfs (the namespace, and the tmpfs with
+# it, ends with this shell).
 ON_A_SMALL_TMPFS = """
 mount -t tmpfs -o "size=$SIZE" tmpfs "$ROOT" || exit 97
 if [ -n "$SEED" ]; then
   mkdir -p "$(dirname "$ROOT/$SEED")" && head -c "$SEED_BYTES" /dev/zero > "$ROOT/$SEED"
 fi
-"$@"; status=$?
+for version in $VERSIONS; do
+  "$@" --version "$version"; status=$?
+  [ "$status" -eq 0 ] || break
+done
 (cd "$ROOT" && find . -mindepth 1 | sort) > "$LEFT"
 exit $status
 """
@@ -51,12 +55,17 @@ def needed(loader, container, model_dir) -> int:
 
 
 def fetch_on_tmpfs(
-    env: dict[str, str], tmp_path: Path, size: str, seed: tuple[str, int] | None = None
+    env: dict[str, str],
+    tmp_path: Path,
+    size: str,
+    seed: tuple[str, int] | None = None,
+    versions: str = "1",
 ) -> tuple[LoaderRun, list[str]]:
-    """`fetch digits/1` into a model root on a tmpfs of `size`; its outcome and what it left."""
+    """`fetch digits/V` for each of `versions` (space-separated) into a model root on a tmpfs
+    of `size`; the outcome (of the first that failed, or the last) and what was left."""
     root, left = tmp_path / "root", tmp_path / "left.txt"
     root.mkdir()
-    fetch = ["fetch", "--name", "digits", "--version", "1", "--dest", str(root / "models")]
+    fetch = ["fetch", "--name", "digits", "--dest", str(root / "models")]
     namespace = ["unshare", "-m", "--propagation", "private", "sh", "-c", ON_A_SMALL_TMPFS, "sh"]
     seed_path, seed_bytes = seed or ("", 0)
     result = subprocess.run(
@@ -68,6 +77,7 @@ def fetch_on_tmpfs(
             "LEFT": str(left),
             "SEED": seed_path,
             "SEED_BYTES": str(seed_bytes),
+            "VERSIONS": versions,
         },
         cwd=REPO_ROOT,
         capture_output=True,
@@ -124,3 +134,19 @@ def test_a_dead_fetchs_leftovers_are_removed_before_the_free_space_is_measured(
     assert result.returncode == 0, result.stderr
     assert "./models/digits/1/model.onnx" in left
     assert not [path for path in left if ".partial-" in path]
+
+
+def test_a_bump_needs_only_the_bytes_the_store_lacks(
+    loader, loader_env, needed, model_dir, tmp_path
+):
+    """Version 2 changes config.json only. On a volume with room for that but not for a second
+    copy of the model it is installed: its other files are links to the stored ones."""
+    (model_dir / "config.json").write_text('{"labels": 12}\n')
+    published = loader("publish", str(model_dir), "--name", "digits", "--version", "2")
+    assert published.returncode == 0, published.stderr
+    size = needed * 3 // 2  # after version 1, half a model is free
+
+    result, left = fetch_on_tmpfs(loader_env, tmp_path, str(size), versions="1 2")
+
+    assert result.returncode == 0, result.stderr
+    assert {"./models/digits/1/model.onnx", "./models/digits/2/model.onnx"} <= set(left)
