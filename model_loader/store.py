@@ -173,7 +173,8 @@ class BlobStore:
     def _locked(self, sha256: str, wait: bool) -> Iterator[bool]:
         """True while this process holds the blob's lock; False when it is held elsewhere
         (only without `wait`) or the filesystem has no flock."""
-        fd = os.open(self.directory / f"{sha256}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = self.directory / f"{sha256}.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)  # pragma: no mutate (any mode will do)
         try:
             yield _lock(fd, wait)
         finally:
