@@ -70,20 +70,16 @@ class BlobStore:
                 if held:
                     self._remove_temps(sha256)
 
-    def remove_unlisted(self, listed: set[str]) -> int:
+    def remove_unlisted(self, listed: set[str]) -> None:
         """Delete stored contents not in `listed` that nothing else links (st_nlink 1), each
-        under its lock taken without waiting; the bytes freed."""
-        freed = 0
+        under its lock taken without waiting (the trim measures what it freed)."""
         for path in self.directory.glob("?" * 64):
             if path.name in listed:
                 continue
             with self._locked(path.name, wait=False) as held, contextlib.suppress(OSError):
-                stat = os.stat(path)
-                if held and stat.st_nlink == 1:
+                if held and os.stat(path).st_nlink == 1:
                     path.unlink()
                     self._record(path.name).unlink(missing_ok=True)
-                    freed += stat.st_size
-        return freed
 
     def place(
         self, entry: FileEntry, destination: Path, download: Callable[[Path], object]
@@ -139,7 +135,7 @@ class BlobStore:
             return None
 
     def _download(self, sha256: str, download: Callable[[Path], object]) -> None:
-        temp = self.directory / f"{sha256}.tmp-{uuid.uuid4().hex[:12]}"
+        temp = self.directory / f"{sha256}.tmp-{uuid.uuid4().hex[:12]}"  # pragma: no mutate
         try:
             download(temp)  # raises unless size and sha256 matched
             try:

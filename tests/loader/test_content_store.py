@@ -241,7 +241,8 @@ def test_a_stored_file_corrupted_on_disk_is_fetched_again_never_served(
     result = run_loader(env, *fetch_args(dest, "2"))
 
     assert result.returncode == 0, result.stderr
-    assert says in result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [event["sha256"] for event in events if says in event["event"]] == [model["b.onnx"]]
     assert sent(proxy, container, "2")["b.onnx"] == SIZES["b.onnx"]
     assert_verified(env, dest, "2")
     assert sha256_of_file(stored) == model["b.onnx"]
