@@ -227,9 +227,20 @@ def cut_the_end(path: Path) -> None:
     os.truncate(path, SIZES["b.onnx"] - 1)
 
 
+def flip_a_byte_dated_earlier(path: Path) -> None:
+    """Same inode and size, an mtime older than the record's: the record still doesn't hold."""
+    before = path.stat()
+    flip_a_byte(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns - 10**9))
+
+
 @pytest.mark.parametrize(
     ("corrupt", "says"),
-    [(flip_a_byte, "fails its sha256"), (cut_the_end, "has the wrong size")],
+    [
+        (flip_a_byte, "fails its sha256"),
+        (cut_the_end, "has the wrong size"),
+        (flip_a_byte_dated_earlier, "fails its sha256"),
+    ],
 )
 def test_a_stored_file_corrupted_on_disk_is_fetched_again_never_served(
     env, model, proxy, container, dest, corrupt, says
