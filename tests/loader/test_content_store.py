@@ -259,6 +259,29 @@ def test_a_stored_file_corrupted_on_disk_is_fetched_again_never_served(
     assert sha256_of_file(stored) == model["b.onnx"]
 
 
+@pytest.mark.parametrize(("verify", "hashed"), [("stat", False), ("full", True)])
+def test_a_write_with_its_mtime_put_back_is_seen_under_full_only(
+    env, model, proxy, container, dest, verify, hashed
+):
+    """The documented limit of the `stat` rule (README, "Trusting a cache hit"), for stored
+    files too: the record holds, so the file is linked without being hashed; `full` hashes
+    it, finds the change and fetches it again."""
+    env = {**env, "MODEL_CACHE_VERIFY": verify}
+    assert run_loader(env, *fetch_args(dest, "1")).returncode == 0
+    stored = store(dest) / model["b.onnx"]
+    before = stored.stat()
+    flip_a_byte(stored)
+    os.utime(stored, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    result = run_loader(env, *fetch_args(dest, "2"))
+
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    failed = [event["sha256"] for event in events if "fails its sha256" in event["event"]]
+    assert failed == ([model["b.onnx"]] if hashed else [])
+    assert ("b.onnx" in sent(proxy, container, "2")) is hashed
+
+
 def mount_permitted() -> bool:
     probe = ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
