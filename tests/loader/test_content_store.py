@@ -282,6 +282,25 @@ def test_a_write_with_its_mtime_put_back_is_seen_under_full_only(
     assert ("b.onnx" in sent(proxy, container, "2")) is hashed
 
 
+@pytest.mark.parametrize("record", [None, "not a record\n"], ids=["missing", "garbled"])
+def test_a_stored_file_without_a_readable_record_is_hashed_and_reused(
+    env, model, proxy, container, dest, record
+):
+    """A record lost (a store written before records existed) or garbled: the file is
+    hashed as it is linked, reused since it matches, and its record written again."""
+    assert run_loader(env, *fetch_args(dest, "1")).returncode == 0
+    recorded = store(dest) / f"{model['b.onnx']}.verified"
+    recorded.unlink()
+    if record is not None:
+        recorded.write_text(record)
+
+    result = run_loader(env, *fetch_args(dest, "2"))
+
+    assert result.returncode == 0, result.stderr
+    assert sent(proxy, container, "2") == {"c.txt": len(C_TEXT["2"])}
+    assert recorded.read_text().split()[0] == str(SIZES["b.onnx"])
+
+
 def mount_permitted() -> bool:
     probe = ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
