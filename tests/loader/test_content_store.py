@@ -18,6 +18,7 @@ import pytest
 
 from local.azurite import Azurite
 from model_loader.manifest import sha256_of_file
+from tests.loader.test_disk_space import mount_permitted
 from tests.support.fault_proxy import FaultProxy
 from tests.support.loader_cli import (
     run_audited,
@@ -299,11 +300,6 @@ def test_a_stored_file_without_a_readable_record_is_hashed_and_reused(
     assert result.returncode == 0, result.stderr
     assert sent(proxy, container, "2") == {"c.txt": len(C_TEXT["2"])}
     assert recorded.read_text().split()[0] == str(SIZES["b.onnx"])
-
-
-def mount_permitted() -> bool:
-    probe = ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"]
-    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 # The model root on disk, its digits/ folder a tmpfs of its own: a link from the store into
